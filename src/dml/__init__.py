@@ -1,0 +1,1 @@
+"""dml: deep metric learning with layer-wise pruning and AutoLR."""

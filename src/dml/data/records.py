@@ -1,0 +1,71 @@
+"""Plain (path, label) records shared by every dataset loader."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from dml.errors import DmlError
+
+
+@dataclass(frozen=True)
+class Split:
+    """Image paths and their integer class labels (original class ids, not remapped)."""
+
+    paths: list[Path]
+    labels: list[int]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def num_classes(self) -> int:
+        """Number of distinct labels in the split."""
+        return len(set(self.labels))
+
+
+@dataclass(frozen=True)
+class RetrievalData:
+    """Train split (seen classes) and test split (unseen classes) of a retrieval benchmark."""
+
+    train: Split
+    test: Split
+
+
+class ImageListDataset(Dataset):
+    """Loads RGB images from a Split; labels are remapped to 0..C-1 in sorted order."""
+
+    def __init__(self, split: Split, transform: Callable | None = None) -> None:
+        self.split = split
+        self.transform = transform
+        classes = sorted(set(split.labels))
+        self.class_to_index = {c: i for i, c in enumerate(classes)}
+        self.targets = [self.class_to_index[c] for c in split.labels]
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, index: int):
+        path = self.split.paths[index]
+        try:
+            with Image.open(path) as img:
+                image = img.convert("RGB")
+        except (OSError, UnidentifiedImageError) as exc:
+            raise DmlError(f"cannot read image {path}: {exc}") from None
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, self.targets[index]
+
+
+def split_by_class(split: Split, train_classes: set[int]) -> RetrievalData:
+    """Split records by class id: ids in train_classes go to train, all others to test."""
+    train = [(p, y) for p, y in zip(split.paths, split.labels) if y in train_classes]
+    test = [(p, y) for p, y in zip(split.paths, split.labels) if y not in train_classes]
+    return RetrievalData(
+        train=Split([p for p, _ in train], [y for _, y in train]),
+        test=Split([p for p, _ in test], [y for _, y in test]),
+    )

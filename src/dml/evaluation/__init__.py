@@ -1,0 +1,5 @@
+"""Evaluation metrics for retrieval embeddings."""
+
+from dml.evaluation.recall import map_at_r, recall_at_k
+
+__all__ = ["map_at_r", "recall_at_k"]

@@ -1,0 +1,34 @@
+"""results.json (written atomically, so aggregators never read half a file) and console tables."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+RESULTS_FILE = "results.json"
+
+
+def write_results(run_dir: Path, results: dict) -> Path:
+    """Write results.json into run_dir through a temporary file and a rename."""
+    path = run_dir / RESULTS_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(results, indent=2, default=_jsonable))
+    os.replace(tmp, path)
+    return path
+
+
+def _jsonable(value):
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def recall_table(rows: dict[str, dict[str, float]]) -> str:
+    """A fixed-width table of metrics in percent, one row per model state (e.g. before/after)."""
+    keys = list(next(iter(rows.values())))
+    head = f"{'':<28}" + "".join(f"{k:>8}" for k in keys)
+    lines = [head]
+    for name, metrics in rows.items():
+        lines.append(f"{name:<28}" + "".join(f"{100 * metrics[k]:>8.2f}" for k in keys))
+    return "\n".join(lines)

@@ -1,0 +1,114 @@
+"""Backbones from torchvision, their pretrained weights, and the unit-structured wrapper."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision import models as tvm
+
+from dml.errors import DmlError
+from dml.models.units import UnitMap, map_resnet
+
+ARCHS = {
+    "resnet18": (tvm.resnet18, tvm.ResNet18_Weights.IMAGENET1K_V1),
+    "resnet50": (tvm.resnet50, tvm.ResNet50_Weights.IMAGENET1K_V2),
+}
+
+
+class Backbone(nn.Module):
+    """Stem followed by a flat list of units; pruning keeps a prefix of the units."""
+
+    def __init__(self, unit_map: UnitMap) -> None:
+        super().__init__()
+        self.stem = unit_map.stem
+        self.units = nn.ModuleList(unit_map.units)
+        self.main_path = list(unit_map.main_path)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for unit in self.units:
+            x = unit(x)
+        return x
+
+    def prune(self, keep: int) -> None:
+        """Remove every unit after the first `keep` (the modules and their parameters)."""
+        self.units = nn.ModuleList(list(self.units)[:keep])
+        self.main_path = self.main_path[:keep]
+
+    @property
+    def num_units(self) -> int:
+        """Number of units in play."""
+        return len(self.units)
+
+    @property
+    def out_channels(self) -> int:
+        """Channels of the last unit's output (the last main-path conv's filters)."""
+        last = self.units[-1].get_parameter(self.main_path[-1][-1])
+        return int(last.shape[0])
+
+    def main_path_params(self, k: int) -> list[nn.Parameter]:
+        """The parameters whose change defines unit k's weight variation (0-based k)."""
+        return [self.units[k].get_parameter(n) for n in self.main_path[k]]
+
+
+def build_torchvision(arch: str, last_stride: int) -> nn.Module:
+    """A randomly initialised torchvision model; last_stride sets layer4's first-block stride."""
+    if arch not in ARCHS:
+        raise DmlError(f"unknown model.arch '{arch}': expected one of {sorted(ARCHS)}")
+    if last_stride not in (1, 2):
+        raise DmlError(f"model.last_stride={last_stride}: expected 1 or 2")
+    model = ARCHS[arch][0](weights=None)
+    if last_stride == 1:
+        first = model.layer4[0]
+        # torchvision puts the stride in conv2 of a bottleneck, conv1 of a basic block
+        strided = first.conv2 if isinstance(first, tvm.resnet.Bottleneck) else first.conv1
+        strided.stride = (1, 1)
+        if first.downsample is not None:
+            first.downsample[0].stride = (1, 1)
+    return model
+
+
+def load_imagenet(model: nn.Module, arch: str) -> None:
+    """Load torchvision's ImageNet weights from the torch hub cache (downloads when online)."""
+    weights = ARCHS[arch][1]
+    url = weights.url
+    target = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
+    try:
+        state = weights.get_state_dict(progress=False, check_hash=False)
+    except Exception as exc:  # offline machines fail with URLError/OSError of many kinds
+        raise DmlError(
+            f"ImageNet weights for {arch} unavailable ({type(exc).__name__}); "
+            f"download {url} and put it at {target}"
+        ) from None
+    model.load_state_dict(state)
+
+
+def load_state_file(model: nn.Module, path: str) -> None:
+    """Load a torchvision-keyed state_dict file (classifier 'fc.*' keys may differ or be absent)."""
+    file = Path(path)
+    if not file.is_file():
+        raise DmlError(
+            f"model.pretrained={path}: file not found; expected none, imagenet, synthetic "
+            "or a path to a state_dict saved with torch.save"
+        )
+    state = torch.load(file, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith("fc.")]
+    if missing or unexpected:
+        raise DmlError(
+            f"{path} does not match {type(model).__name__}: "
+            f"{len(missing)} missing keys (e.g. {missing[:2]}), "
+            f"{len(unexpected)} unexpected (e.g. {unexpected[:2]})"
+        )
+
+
+def make_backbone(model: nn.Module) -> Backbone:
+    """Wrap a torchvision model into a unit-structured Backbone via its family's mapping."""
+    if isinstance(model, tvm.ResNet):
+        return Backbone(map_resnet(model))
+    raise DmlError(f"no unit mapping for {type(model).__name__}")

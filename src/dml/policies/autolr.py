@@ -1,0 +1,210 @@
+"""The AutoLR controller: trials, snapshots, thresholds and guards around the pure rules.
+
+Guards (spec section 8): new LRs are clipped to [lr_min, lr_max] and a non-finite one
+keeps its old value; units whose variation is zero or non-finite are left out of the
+score and the update and keep their LR; after max_trials the best-scoring trial is kept.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+from dml.autolr.rules import initial_targets, repaired_targets, sorting_score, updated_lrs
+from dml.autolr.variation import snapshot_main_path, weight_variation
+from dml.errors import InfeasibleError
+from dml.policies.base import LRPolicy, PolicyContext
+
+
+def clip_lr(new: float, old: float, lr_min: float, lr_max: float) -> float:
+    """Bound an updated LR to [lr_min, lr_max]; a non-finite update keeps the old LR."""
+    if not math.isfinite(new):
+        return old
+    return min(max(new, lr_min), lr_max)
+
+
+class AutoLRPolicy(LRPolicy):
+    """Per-unit LRs re-tuned by re-running an epoch until weight variations sort ascending."""
+
+    name = "autolr"
+
+    def __init__(self, cfg, unit_lr: float) -> None:
+        self.cfg = cfg
+        self.unit_lr = unit_lr
+        self.threshold = float(cfg.threshold)
+        self.trial = 0
+        self.targets: list[float] | None = None
+        self.v0: list[float] | None = None
+        self.epochs_log: list[dict] = []
+        self.trials_log: list[dict] = []
+        self._best: dict | None = None
+
+    def setup(self, ctx: PolicyContext) -> None:
+        super().setup(ctx)
+        units = [g for g in ctx.groups if g.kind == "unit"]
+        self.unit_names = [g.name for g in units]
+        self.lrs = [float(self.unit_lr)] * len(units)
+        head = [pg for info, pg in zip(ctx.groups, ctx.optimizer.param_groups) if info.kind == "head"]
+        # head and loss groups are fixed at autolr.head_lr, keeping the loss's own multiplier
+        self.head_scale = float(self.cfg.head_lr) / head[0]["initial_lr"] if head else 1.0
+        self.drop = 1.0
+
+    # -- LR bookkeeping -------------------------------------------------------
+    def group_lrs(self) -> list[float]:
+        """One LR per optimizer group from the unit LRs, stem factor and fixed head LR."""
+        out = []
+        for info, group in zip(self.ctx.groups, self.ctx.optimizer.param_groups):
+            if info.kind == "unit":
+                out.append(self.lrs[info.unit])
+            elif info.kind == "stem":
+                out.append(self.cfg.stem_factor * self.lrs[0])
+            else:
+                out.append(group["initial_lr"] * self.head_scale * self.drop)
+        return out
+
+    # -- hooks ----------------------------------------------------------------
+    def begin_epoch(self, epoch: int) -> None:
+        if self.trial == 0:
+            self._start_epoch(epoch)
+        if self.cfg.reset_momentum:
+            self.ctx.optimizer.state.clear()  # as the reference, which builds a fresh SGD per trial
+        self.start = snapshot_main_path(self.ctx.backbone)
+        self.set_lrs(self.group_lrs())
+
+    def _start_epoch(self, epoch: int) -> None:
+        if epoch > 0 and self.threshold > self.cfg.threshold_floor:
+            self.threshold *= self.cfg.threshold_decay
+        if epoch > 0 and epoch == self.cfg.drop_epoch:
+            self.lrs = [lr * self.cfg.drop_factor for lr in self.lrs]
+            self.drop *= self.cfg.drop_factor
+        self.targets = None
+        self._best = None
+        self.token = self.ctx.snapshot()
+
+    def end_epoch(self, epoch: int) -> bool:
+        v = self.ctx.sync(weight_variation(self.ctx.backbone, self.start))
+        active = [k for k, x in enumerate(v) if math.isfinite(x) and x > 0]
+        score = sorting_score([v[k] for k in active]) if active else 1.0
+        if epoch == 0 and self.trial == 0:
+            self.v0 = v
+            self._check_feasible(active)
+        accepted = score >= self.threshold
+        self._log_trial(epoch, score, v, accepted)
+        if accepted:
+            return self._accept(epoch, score, v, capped=False)
+        self._remember_if_best(score, v)
+        self.trial += 1
+        if self.trial >= self.cfg.max_trials:
+            return self._accept_best(epoch)
+        self._update(epoch, v, active)
+        self.ctx.restore(self.token)
+        return False
+
+    # -- decisions ------------------------------------------------------------
+    def _check_feasible(self, active: list[int]) -> None:
+        try:
+            initial_targets([self.v0[k] for k in active], self.cfg.alpha, self.cfg.beta)
+        except ValueError as exc:
+            raise InfeasibleError(str(exc)) from None
+
+    def _update(self, epoch: int, v: list[float], active: list[int]) -> None:
+        if not active:
+            return
+        if self.targets is None:
+            base = self.v0 if epoch == 0 else v
+            values = [base[k] for k in active]
+            self.targets = (initial_targets(values, self.cfg.alpha, self.cfg.beta) if epoch == 0
+                            else repaired_targets(values))
+            self._target_units = active
+        idx = [k for k in self._target_units if k in active]
+        t = [self.targets[self._target_units.index(k)] for k in idx]
+        new = updated_lrs([self.lrs[k] for k in idx], [v[k] for k in idx], t)
+        for k, lr in zip(idx, new):
+            self.lrs[k] = clip_lr(lr, self.lrs[k], self.cfg.lr_min, self.cfg.lr_max)
+
+    def _remember_if_best(self, score: float, v: list[float]) -> None:
+        if self._best is None or score > self._best["score"]:
+            self._best = {"score": score, "v": v, "lrs": list(self.lrs),
+                          "trial": self.trial, "token": self.ctx.snapshot()}
+
+    def _accept_best(self, epoch: int) -> bool:
+        best = self._best
+        self.ctx.restore(best["token"])
+        self.lrs = best["lrs"]
+        self.set_lrs(self.group_lrs())
+        warnings.warn(
+            f"AutoLR: epoch {epoch} reached autolr.max_trials={self.cfg.max_trials} without "
+            f"score >= {self.threshold:.3f}; keeping trial {best['trial']} (score {best['score']:.3f})",
+            stacklevel=2,
+        )
+        return self._accept(epoch, best["score"], best["v"], capped=True, trial=best["trial"])
+
+    def _accept(self, epoch: int, score: float, v: list[float], capped: bool,
+                trial: int | None = None) -> bool:
+        record = {
+            "epoch": epoch, "trials": self.trial + (0 if capped else 1),
+            "accepted_trial": self.trial if trial is None else trial,
+            "threshold": self.threshold, "score": score, "lr": list(self.lrs),
+            "variation": [x if math.isfinite(x) else None for x in v],
+            "target": self._full_targets(), "capped": capped,
+        }
+        self.epochs_log.append(record)
+        self._log_epoch(record)
+        self.trial, self._best = 0, None
+        return True
+
+    def _full_targets(self) -> list[float | None] | None:
+        if self.targets is None:
+            return None
+        out: list[float | None] = [None] * len(self.lrs)
+        for k, t in zip(self._target_units, self.targets):
+            out[k] = t
+        return out
+
+    # -- reporting ------------------------------------------------------------
+    def _log_trial(self, epoch: int, score: float, v: list[float], accepted: bool) -> None:
+        step = len(self.trials_log)
+        rec = {"epoch": epoch, "trial": self.trial, "score": score, "threshold": self.threshold,
+               "accepted": accepted, "lr": list(self.lrs),
+               "variation": [x if math.isfinite(x) else None for x in v],
+               "target": self._full_targets()}
+        self.trials_log.append(rec)
+        verdict = "accepted" if accepted else "re-run"
+        cmp = ">=" if accepted else "<"
+        self.ctx.echo(f"[autolr] epoch {epoch} trial {self.trial}: score {score:.3f} {cmp} "
+                      f"threshold {self.threshold:.3f} -> {verdict}")
+        log = self.ctx.log_scalar
+        log("autolr_trial/score", score, step)
+        log("autolr_trial/threshold", self.threshold, step)
+        for k, name in enumerate(self.unit_names):
+            log(f"autolr_trial/variation_x1e6/{name}", v[k] * 1e6, step)
+            log(f"autolr_trial/lr/{name}", self.lrs[k], step)
+            if rec["target"] is not None and rec["target"][k] is not None:
+                log(f"autolr_trial/target_x1e6/{name}", rec["target"][k] * 1e6, step)
+
+    def _log_epoch(self, rec: dict) -> None:
+        lrs = " ".join(f"{n}={lr:.2e}" for n, lr in zip(self.unit_names, self.lrs))
+        self.ctx.echo(f"[autolr] epoch {rec['epoch']} accepted after {rec['trials']} trial(s); "
+                      f"stem={self.cfg.stem_factor * self.lrs[0]:.2e} {lrs} "
+                      f"head={self.cfg.head_lr * self.drop:.2e}")
+        log, e = self.ctx.log_scalar, rec["epoch"]
+        log("autolr/trials", rec["trials"], e)
+        log("autolr/score", rec["score"], e)
+        log("autolr/threshold", rec["threshold"], e)
+        for k, name in enumerate(self.unit_names):
+            if rec["variation"][k] is not None:
+                log(f"autolr/variation_x1e6/{name}", rec["variation"][k] * 1e6, e)
+            if rec["target"] is not None and rec["target"][k] is not None:
+                log(f"autolr/target_x1e6/{name}", rec["target"][k] * 1e6, e)
+
+    def report(self) -> dict:
+        return {"autolr": {"units": self.unit_names, "epochs": self.epochs_log,
+                           "trials": self.trials_log}}
+
+    def state_dict(self) -> dict:
+        keys = ("lrs", "threshold", "trial", "targets", "v0", "epochs_log", "trials_log", "drop")
+        return {k: getattr(self, k) for k in keys} | {"target_units": getattr(self, "_target_units", None)}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, val in state.items():
+            setattr(self, "_target_units" if k == "target_units" else k, val)

@@ -1,0 +1,182 @@
+"""Assemble a run from its config: data, model, loss, optimizer, policy; train; report."""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from dml.data import ImageListDataset, RetrievalData, load_retrieval_data
+from dml.data.sampler import EpochBatchSampler
+from dml.data.transforms import eval_transform, train_transform
+from dml.errors import DmlError, InfeasibleError
+from dml.evaluation.embed import compute_embeddings, retrieval_metrics
+from dml.logging import RESULTS_FILE, ScalarLogger, recall_table, write_results
+from dml.losses import build_loss
+from dml.models import EmbeddingNet, build_torchvision, make_backbone, units_to_keep
+from dml.models.backbones import load_imagenet, load_state_file
+from dml.policies import build_policy
+from dml.training.loop import Trainer, TrainerParts
+from dml.training.optim import build_optimizer
+from dml.training.param_groups import build_param_groups
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str) -> torch.device:
+    """'auto' takes CUDA when present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise DmlError(f"trainer.device={name} but CUDA is not available: use auto or cpu")
+    return torch.device(name)
+
+
+def count_params(module: torch.nn.Module) -> int:
+    """Number of parameter elements."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def build_model(cfg: DictConfig) -> EmbeddingNet:
+    """torchvision backbone + pretrained weights + pruning + embedding head; prints exact counts."""
+    m = cfg.model
+    net = build_torchvision(m.arch, m.last_stride)
+    load_pretrained(net, cfg)
+    backbone = make_backbone(net)
+    total, before = backbone.num_units, count_params(backbone)
+    keep = units_to_keep(total, list(cfg.pruning.units), cfg.pruning.remove_last)
+    backbone.prune(keep)
+    tqdm.write(f"backbone {m.arch}: {total} units, {before} parameters; after pruning "
+               f"{total - keep} unit(s): {keep} units, {count_params(backbone)} parameters "
+               f"({backbone.out_channels}-d features)")
+    return EmbeddingNet(backbone, m.embedding_dim, m.pooling)
+
+
+def load_pretrained(net: torch.nn.Module, cfg: DictConfig) -> None:
+    """Apply model.pretrained: none | imagenet | synthetic | <path to a state_dict>."""
+    choice = cfg.model.pretrained
+    if choice == "none":
+        return
+    if choice == "imagenet":
+        load_imagenet(net, cfg.model.arch)
+    elif choice == "synthetic":
+        from dml.training.pretrain import ensure_pretrained
+
+        if cfg.dataset.name != "synthetic":
+            raise DmlError("model.pretrained=synthetic needs dataset=synthetic "
+                           "(real datasets use imagenet or a state_dict path)")
+        load_state_file(net, str(ensure_pretrained(Path(cfg.data_dir), cfg.model.arch,
+                                                   cfg.dataset, cfg.pretrain)))
+    else:
+        load_state_file(net, choice)
+
+
+def make_loaders(cfg: DictConfig, data: RetrievalData):
+    """Training loader (epoch-seeded batches) and evaluation loader over the test split."""
+    train = ImageListDataset(data.train, train_transform(cfg.dataset))
+    test = ImageListDataset(data.test, eval_transform(cfg.dataset))
+    sampler = EpochBatchSampler(train.targets, cfg.trainer.batch_size,
+                                cfg.trainer.samples_per_class, cfg.seed)
+    workers = cfg.dataset.num_workers
+    train_loader = DataLoader(train, batch_sampler=sampler, num_workers=workers)
+    test_loader = DataLoader(test, batch_size=cfg.eval.batch_size, num_workers=workers)
+    return train, sampler, train_loader, test_loader
+
+
+def train_run(cfg: DictConfig, run_dir: Path, results: dict) -> dict:
+    """The whole run; fills `results` as it goes (so a failure still reports what was done)."""
+    seed_everything(cfg.seed)
+    device = pick_device(cfg.trainer.device)
+    data = load_retrieval_data(cfg.dataset)
+    tqdm.write(f"data {cfg.dataset.name}: {len(data.train)} train images "
+               f"({data.train.num_classes} classes), {len(data.test)} test images "
+               f"({data.test.num_classes} classes)")
+    model = build_model(cfg).to(device)
+    train, sampler, train_loader, test_loader = make_loaders(cfg, data)
+    loss = build_loss(cfg.loss, len(train.class_to_index), cfg.model.embedding_dim).to(device)
+    groups, infos = build_param_groups(model, loss, cfg.optimizer.lr, cfg.optimizer.head_lr,
+                                       cfg.loss.lr_mult)
+    optimizer = build_optimizer(cfg.optimizer, groups)
+    policy = build_policy(cfg)
+
+    def evaluate(epoch: int) -> dict[str, float]:
+        emb, labels = compute_embeddings(model, test_loader, device, cfg.eval.flip)
+        return retrieval_metrics(emb, labels, list(cfg.eval.ks), cfg.eval.map_at_r)
+
+    results["metrics"]["initial"] = evaluate(-1)
+    tqdm.write("before fine-tuning: " + _short(results["metrics"]["initial"]))
+    logger = ScalarLogger(run_dir, cfg.logger.tensorboard)
+    logger.scalars("eval_initial", results["metrics"]["initial"], 0)
+    trainer = Trainer(
+        TrainerParts(model, loss, optimizer, infos, policy, train_loader, sampler, device),
+        epochs=cfg.trainer.epochs, logger=logger, evaluate=evaluate, run_dir=run_dir,
+        log_every=cfg.trainer.log_every, max_steps=cfg.trainer.max_steps_per_epoch,
+        progress=cfg.logger.progress, save_checkpoints=cfg.trainer.save_checkpoints,
+    )
+    try:
+        history = trainer.fit()
+    finally:
+        results["history"] = trainer.history
+        results.update(policy.report())
+        logger.close()
+    metric_rows = [{k: v for k, v in h.items() if k.startswith(("R@", "MAP"))} for h in history]
+    results["metrics"]["final"] = metric_rows[-1] if metric_rows else results["metrics"]["initial"]
+    results["metrics"]["best"] = max(metric_rows or [results["metrics"]["initial"]],
+                                     key=lambda m: m["R@1"])
+    return results
+
+
+def _short(metrics: dict[str, float]) -> str:
+    return "  ".join(f"{k} {100 * v:.2f}" for k, v in metrics.items())
+
+
+def run(cfg: DictConfig, run_dir: Path) -> int:
+    """Run one job into run_dir; user errors become one line and a status in results.json.
+
+    Returns the process exit code (0 completed, 1 failed, 2 infeasible).
+    """
+    run_dir = Path(run_dir)
+    if (run_dir / RESULTS_FILE).exists():
+        print(f"error: {run_dir} already holds a run (results.json); choose another run dir",
+              file=sys.stderr)
+        return 1
+    run_dir.mkdir(parents=True, exist_ok=True)
+    results = {"status": "running", "config": OmegaConf.to_container(cfg, resolve=True),
+               "metrics": {}, "history": []}
+    start = time.time()
+    code = 0
+    try:
+        train_run(cfg, run_dir, results)
+        results["status"] = "completed"
+    except InfeasibleError as exc:
+        results["status"], results["error"], code = "infeasible", str(exc), 2
+    except DmlError as exc:
+        results["status"], results["error"], code = "failed", str(exc), 1
+    results["wall_time_s"] = round(time.time() - start, 2)
+    write_results(run_dir, results)
+    if code:
+        print(f"error: {results['error']}", file=sys.stderr)
+    else:
+        _print_summary(results, run_dir)
+    return code
+
+
+def _print_summary(results: dict, run_dir: Path) -> None:
+    m = results["metrics"]
+    print("\nRecall@K (%) on the test classes")
+    print(recall_table({"before fine-tuning": m["initial"], "after fine-tuning": m["final"],
+                        "best epoch": m["best"]}))
+    print(f"\nrun dir: {run_dir}  (results.json, tb/, checkpoints/)  "
+          f"wall time {results['wall_time_s']:.0f} s")

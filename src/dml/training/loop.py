@@ -1,0 +1,146 @@
+"""The training loop: epochs made of trials, whichever LR policy decides them."""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from dml.data.sampler import EpochBatchSampler
+from dml.errors import DivergedError
+from dml.logging.tensorboard import ScalarLogger
+from dml.models.embedding import EmbeddingNet
+from dml.policies.base import LRPolicy, PolicyContext
+from dml.training.checkpoint import save_checkpoint
+from dml.training.param_groups import GroupInfo
+
+
+@dataclass
+class TrainerParts:
+    """Everything a Trainer drives, built by dml.run from the config."""
+
+    model: EmbeddingNet
+    loss: nn.Module
+    optimizer: torch.optim.Optimizer
+    groups: list[GroupInfo]
+    policy: LRPolicy
+    loader: DataLoader
+    sampler: EpochBatchSampler
+    device: torch.device
+
+
+class Trainer:
+    """Runs epochs; each epoch is re-run for as long as the policy rejects its trials."""
+
+    def __init__(self, parts: TrainerParts, epochs: int, logger: ScalarLogger,
+                 evaluate: Callable[[int], dict[str, float]], run_dir: Path,
+                 log_every: int = 10, max_steps: int = 0, progress: bool = True,
+                 save_checkpoints: bool = True) -> None:
+        self.p = parts
+        self.epochs, self.logger, self.evaluate, self.run_dir = epochs, logger, evaluate, run_dir
+        self.log_every, self.progress, self.save = log_every, progress, save_checkpoints
+        self.steps = min(len(parts.sampler), max_steps) if max_steps else len(parts.sampler)
+        self.global_step = 0
+        self.history: list[dict] = []
+        parts.policy.setup(PolicyContext(
+            optimizer=parts.optimizer, groups=parts.groups, backbone=parts.model.backbone,
+            epochs=epochs, steps_per_epoch=self.steps, snapshot=self.snapshot,
+            restore=self.restore, log_scalar=logger.scalar, echo=tqdm.write, sync=self.sync,
+        ))
+
+    # -- the one place ranks would synchronise under DDP ------------------------
+    def sync(self, values: list[float]) -> list[float]:
+        """Average values across ranks (identity in a single process)."""
+        return values
+
+    # -- trial snapshots: model, loss parameters, optimizer and RNG ------------
+    def snapshot(self) -> dict:
+        """A copy of the trainable state on its own device (not of the whole trainer)."""
+        return {
+            "model": {k: v.detach().clone() for k, v in self.p.model.state_dict().items()},
+            "loss": {k: v.detach().clone() for k, v in self.p.loss.state_dict().items()},
+            "optimizer": copy.deepcopy(self.p.optimizer.state_dict()),
+            "rng": torch.get_rng_state(),
+        }
+
+    def restore(self, token: dict) -> None:
+        """Put back a snapshot exactly (weights bit for bit)."""
+        self.p.model.load_state_dict(token["model"])
+        self.p.loss.load_state_dict(token["loss"])
+        self.p.optimizer.load_state_dict(copy.deepcopy(token["optimizer"]))
+        torch.set_rng_state(token["rng"])
+
+    # -- loop --------------------------------------------------------------------
+    def fit(self, start_epoch: int = 0) -> list[dict]:
+        """Train from start_epoch to the end; returns one metrics row per epoch."""
+        for epoch in range(start_epoch, self.epochs):
+            trial = 0
+            while True:
+                self.p.policy.begin_epoch(epoch)
+                loss = self.train_epoch(epoch, trial)
+                if self.p.policy.end_epoch(epoch):
+                    break
+                trial += 1
+            self._end_of_epoch(epoch, loss, trial + 1)
+        return self.history
+
+    def train_epoch(self, epoch: int, trial: int) -> float:
+        """One pass over the sampler's batches for this epoch; returns the mean loss."""
+        p = self.p
+        p.model.train()
+        p.sampler.set_epoch(epoch)
+        batches = iter(p.loader)
+        total = 0.0
+        bar = tqdm(range(self.steps), desc=f"epoch {epoch} trial {trial}", leave=False,
+                   disable=not self.progress, dynamic_ncols=True)
+        for step in bar:
+            images, labels = next(batches)
+            p.policy.step(epoch, step)
+            loss = p.loss(p.model(images.to(p.device)), labels.to(p.device))
+            if not math.isfinite(loss.item()):
+                raise DivergedError(
+                    f"loss became {loss.item()} at epoch {epoch} step {step}; "
+                    "lower the learning rate (checkpoints already saved are intact)")
+            p.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            p.optimizer.step()
+            total += loss.item()
+            self._log_step(loss.item(), bar)
+        return total / max(1, self.steps)
+
+    def _log_step(self, loss: float, bar) -> None:
+        if self.global_step % self.log_every == 0:
+            self.logger.scalar("train/loss", loss, self.global_step)
+        bar.set_postfix(loss=f"{loss:.4f}")
+        self.global_step += 1
+
+    def _end_of_epoch(self, epoch: int, loss: float, trials: int) -> None:
+        for name, lr in self.p.policy.current_lrs().items():
+            self.logger.scalar(f"lr/{name}", lr, epoch)
+        metrics = self.evaluate(epoch)
+        for key, value in metrics.items():
+            self.logger.scalar(f"eval/{key}", value, epoch)
+        self.history.append({"epoch": epoch, "loss": loss, "trials": trials, **metrics})
+        shown = "  ".join(f"{k} {100 * v:.2f}" for k, v in metrics.items())
+        tqdm.write(f"epoch {epoch}: loss {loss:.4f}  trials {trials}  {shown}")
+        if self.save:
+            save_checkpoint(self.run_dir / "checkpoints" / "last.pt", self.state_dict(epoch))
+
+    def state_dict(self, epoch: int) -> dict:
+        """Everything needed to resume after `epoch` exactly."""
+        return {
+            "epoch": epoch, "model": self.p.model.state_dict(), "loss": self.p.loss.state_dict(),
+            "optimizer": self.p.optimizer.state_dict(), "policy": self.p.policy.state_dict(),
+            "sampler": self.p.sampler.state_dict(), "global_step": self.global_step,
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+                    "python": random.getstate()},
+        }

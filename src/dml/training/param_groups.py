@@ -1,0 +1,41 @@
+"""Optimizer parameter groups: one per backbone unit, plus stem, head and loss (pure builder)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from dml.models.embedding import EmbeddingNet
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    """What an optimizer param group holds: kind is 'stem', 'unit', 'head' or 'loss'."""
+
+    name: str
+    kind: str
+    unit: int | None = None
+
+
+def build_param_groups(
+    model: EmbeddingNet, loss: nn.Module, lr: float, head_lr: float, loss_lr_mult: float = 1.0
+) -> tuple[list[dict], list[GroupInfo]]:
+    """Param-group dicts (with 'name' and 'initial_lr') and their descriptions, in a fixed order.
+
+    Order: stem, unit1..unitK, head, then loss (only if the loss has parameters).
+    """
+    specs: list[tuple[GroupInfo, list[nn.Parameter], float]] = [
+        (GroupInfo("stem", "stem"), list(model.backbone.stem.parameters()), lr)
+    ]
+    for k, unit in enumerate(model.backbone.units):
+        specs.append((GroupInfo(f"unit{k + 1}", "unit", k), list(unit.parameters()), lr))
+    specs.append((GroupInfo("head", "head"), list(model.head.parameters()), head_lr))
+    loss_params = [p for p in loss.parameters() if p.requires_grad]
+    if loss_params:
+        specs.append((GroupInfo("loss", "loss"), loss_params, head_lr * loss_lr_mult))
+    groups = [
+        {"params": params, "lr": group_lr, "initial_lr": group_lr, "name": info.name}
+        for info, params, group_lr in specs
+    ]
+    return groups, [info for info, _, _ in specs]

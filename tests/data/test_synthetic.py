@@ -1,0 +1,248 @@
+"""The procedural dataset: CUB layout, determinism, caching, and class structure."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dml.data import synthetic
+from dml.data.synthetic import (
+    class_attributes,
+    ensure_synthetic,
+    generate_synthetic,
+    max_classes,
+)
+from dml.errors import DmlError
+
+SMALL = {"num_classes": 4, "images_per_class": 3, "image_size": 24}
+
+
+def _table(path: Path) -> list[list[str]]:
+    return [line.split(maxsplit=1) for line in path.read_text().splitlines()]
+
+
+def _all_files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("domain", ["target", "source"])
+def test_writes_cub_layout(tmp_path: Path, domain: str) -> None:
+    root = generate_synthetic(tmp_path / "data", domain=domain, **SMALL)
+    images = _table(root / "images.txt")
+    labels = _table(root / "image_class_labels.txt")
+    classes = _table(root / "classes.txt")
+    assert [int(i) for i, _ in images] == list(range(1, 13))
+    assert [int(i) for i, _ in labels] == list(range(1, 13))
+    assert [int(c) for _, c in labels] == [c for c in range(1, 5) for _ in range(3)]
+    assert [int(c) for c, _ in classes] == [1, 2, 3, 4]
+    folders = dict((int(c), name) for c, name in classes)
+    for (_, rel), (_, class_id) in zip(images, labels, strict=True):
+        folder, filename = rel.split("/")
+        assert folder == folders[int(class_id)]
+        assert folder.startswith(f"{int(class_id):03d}.")
+        assert filename.startswith(folder.split(".", 1)[1] + "_")
+        with Image.open(root / "images" / rel) as img:
+            assert (img.format, img.mode, img.size) == ("PNG", "RGB", (24, 24))
+    meta = json.loads((root / "dml_synthetic.json").read_text())
+    assert meta["format_version"] == synthetic.FORMAT_VERSION
+    assert meta["params"] == {"domain": domain, "seed": 0, **SMALL}
+    assert len(meta["classes"]) == 4
+
+
+def test_bounding_boxes_lie_inside_images(tmp_path: Path) -> None:
+    root = generate_synthetic(tmp_path / "data", **SMALL)
+    for row in _table(root / "bounding_boxes.txt"):
+        x, y, w, h = map(float, row[1].split())
+        assert x >= 0 and y >= 0 and w > 4 and h > 4
+        assert x + w <= 24 and y + h <= 24
+
+
+def test_read_by_cub_reader(tmp_path: Path) -> None:
+    cub = pytest.importorskip("dml.data.cub")
+    root = generate_synthetic(tmp_path / "data", **SMALL)
+    split = cub.read_cub_layout(root)
+    assert split.labels == [c for c in range(1, 5) for _ in range(3)]
+    assert all(p.is_file() for p in split.paths)
+
+
+def test_same_arguments_give_identical_bytes(tmp_path: Path) -> None:
+    a = _all_files(generate_synthetic(tmp_path / "a", **SMALL))
+    b = _all_files(generate_synthetic(tmp_path / "b", **SMALL))
+    assert a == b
+    c = _all_files(generate_synthetic(tmp_path / "c", seed=1, **SMALL))
+    changed = [k for k in a if k.endswith(".png") and a[k] != c.get(k)]
+    assert len(changed) == sum(k.endswith(".png") for k in a)
+
+
+def test_images_do_not_depend_on_dataset_size(tmp_path: Path) -> None:
+    small = generate_synthetic(tmp_path / "s", num_classes=2, images_per_class=2, image_size=24)
+    big = generate_synthetic(tmp_path / "b", num_classes=5, images_per_class=4, image_size=24)
+    for _, rel in _table(small / "images.txt"):
+        assert (small / "images" / rel).read_bytes() == (big / "images" / rel).read_bytes()
+
+
+def test_ensure_skips_when_current_and_regenerates_on_change(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    ensure_synthetic(root, **SMALL)
+    meta = root / "dml_synthetic.json"
+    stamp = meta.stat().st_mtime_ns
+    (root / "sentinel").write_text("still here")
+    assert ensure_synthetic(root, **SMALL) == root
+    assert (root / "sentinel").exists() and meta.stat().st_mtime_ns == stamp
+
+    ensure_synthetic(root, **{**SMALL, "images_per_class": 2})
+    assert not (root / "sentinel").exists()
+    assert json.loads(meta.read_text())["params"]["images_per_class"] == 2
+    assert len(_table(root / "images.txt")) == 8
+
+
+def test_ensure_regenerates_on_format_version_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = ensure_synthetic(tmp_path / "data", **SMALL)
+    (root / "sentinel").write_text("")
+    monkeypatch.setattr(synthetic, "FORMAT_VERSION", synthetic.FORMAT_VERSION + 1)
+    ensure_synthetic(root, **SMALL)
+    assert not (root / "sentinel").exists()
+
+
+def test_interrupted_generation_leaves_previous_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = generate_synthetic(tmp_path / "data", **SMALL)
+    before = _all_files(root)
+    calls = itertools.count()
+    real = synthetic.render_image
+
+    def flaky(*args, **kwargs):
+        if next(calls) == 5:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(synthetic, "render_image", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        ensure_synthetic(root, **{**SMALL, "seed": 3})
+    assert _all_files(root) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_interrupted_first_generation_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(synthetic, "render_image", _raise_runtime_error)
+    with pytest.raises(RuntimeError):
+        generate_synthetic(tmp_path / "data", **SMALL)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _raise_runtime_error(*args, **kwargs):
+    raise RuntimeError("disk full")
+
+
+def test_refuses_to_replace_a_foreign_folder(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "thesis.tex").write_text("precious")
+    with pytest.raises(DmlError, match="refusing"):
+        ensure_synthetic(root, **SMALL)
+    assert (root / "thesis.tex").read_text() == "precious"
+
+
+def _object_mean_rgb(root: Path) -> np.ndarray:
+    """Mean colour inside each image's object box: a 'coarse colour' descriptor."""
+    boxes = _table(root / "bounding_boxes.txt")
+    feats = []
+    for (_, rel), (_, box) in zip(_table(root / "images.txt"), boxes, strict=True):
+        x, y, w, h = (float(v) for v in box.split())
+        pixels = np.asarray(Image.open(root / "images" / rel), dtype=np.float64)
+        crop = pixels[int(y) : int(np.ceil(y + h)), int(x) : int(np.ceil(x + w))]
+        feats.append(crop.reshape(-1, 3).mean(axis=0))
+    return np.array(feats)
+
+
+def _nearest_class_mean_accuracy(root: Path, per_class: int) -> float:
+    """Class means from even-indexed images, accuracy on odd-indexed ones."""
+    feats = _object_mean_rgb(root)
+    labels = np.array([int(c) for _, c in _table(root / "image_class_labels.txt")])
+    fit = np.tile(np.arange(per_class) % 2 == 0, labels.max())
+    means = np.stack([feats[fit & (labels == c)].mean(axis=0) for c in range(1, labels.max() + 1)])
+    dists = ((feats[~fit, None, :] - means[None]) ** 2).sum(axis=-1)
+    return float((dists.argmin(axis=1) + 1 == labels[~fit]).mean())
+
+
+def test_target_classes_not_separable_by_colour_but_source_classes_are(tmp_path: Path) -> None:
+    # Measured with seeds 0-5: target 0.04-0.11 (chance 0.05), source 0.29-0.41.
+    args = {"num_classes": 20, "images_per_class": 16, "image_size": 32}
+    target = generate_synthetic(tmp_path / "t", domain="target", **args)
+    source = generate_synthetic(tmp_path / "s", domain="source", **args)
+    target_acc = _nearest_class_mean_accuracy(target, 16)
+    source_acc = _nearest_class_mean_accuracy(source, 16)
+    assert target_acc < 0.2
+    assert source_acc > 0.2
+    assert source_acc > 2 * target_acc
+
+
+@pytest.mark.parametrize("domain", ["target", "source"])
+def test_class_attributes_are_distinct_and_stable(domain: str) -> None:
+    rows = class_attributes(domain, max_classes(domain), seed=0)
+    assert len({tuple(sorted(r.items())) for r in rows}) == len(rows)
+    assert class_attributes(domain, 10, seed=0) == rows[:10]
+    assert class_attributes(domain, 10, seed=1) != rows[:10]
+
+
+def test_target_classes_differ_in_at_least_two_details() -> None:
+    rows = class_attributes("target", max_classes("target"))
+    for a, b in itertools.combinations(rows, 2):
+        assert sum(a[k] != b[k] for k in a) >= 2
+
+
+def test_target_test_classes_recombine_train_factors() -> None:
+    rows = class_attributes("target", 100)
+    train, test = rows[:50], rows[50:]
+    for factor in train[0]:
+        assert {r[factor] for r in test} <= {r[factor] for r in train}, factor
+        assert len({r[factor] for r in train}) > 1, factor
+    assert not {tuple(r.values()) for r in train} & {tuple(r.values()) for r in test}
+
+
+def test_target_shares_body_colours_across_classes() -> None:
+    bodies = [r["body"] for r in class_attributes("target", 20)]
+    assert len(set(bodies)) <= len(synthetic.BODY_COLOURS) < len(bodies) / 4
+
+
+def test_source_first_classes_differ_in_colour_and_form() -> None:
+    rows = class_attributes("source", 24)
+    assert len({(r["hue"], r["shade"]) for r in rows}) == 24
+    assert len({(r["shape"], r["elongation"]) for r in rows}) == 24
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"domain": "birds"}, "domain"),
+        ({"num_classes": 0}, "num_classes"),
+        ({"num_classes": True}, "num_classes"),
+        ({"images_per_class": 0}, "images_per_class"),
+        ({"image_size": 8}, "image_size"),
+        ({"image_size": 64.0}, "image_size"),
+        ({"seed": -1}, "seed"),
+        ({"num_classes": 217}, "at most 216"),
+        ({"domain": "source", "num_classes": 577}, "at most 576"),
+    ],
+)
+def test_bad_arguments_raise_value_error(tmp_path: Path, kwargs: dict, name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        generate_synthetic(tmp_path / "data", **kwargs)
+    with pytest.raises(ValueError, match=name):
+        ensure_synthetic(tmp_path / "data", **kwargs)
+    assert not (tmp_path / "data").exists()
+
+
+def test_ensure_rejects_unknown_parameters(tmp_path: Path) -> None:
+    with pytest.raises(TypeError):
+        ensure_synthetic(tmp_path / "data", num_images=5)
