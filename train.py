@@ -9,6 +9,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 import dml.config  # noqa: F401  (registers the config schemas)
+from dml.cli import quote_numeric_choices
 from dml.run import run
 
 
@@ -23,4 +24,5 @@ def main(cfg: DictConfig) -> int:
 
 
 if __name__ == "__main__":
+    sys.argv = quote_numeric_choices(sys.argv)
     main()

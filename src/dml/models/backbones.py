@@ -97,7 +97,11 @@ def load_state_file(model: nn.Module, path: str) -> None:
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches raise even when strict=False
+        detail = next((ln.strip() for ln in str(exc).splitlines() if "size mismatch" in ln), "")
+        raise DmlError(f"{path} does not match {type(model).__name__}: {detail}") from None
     missing = [k for k in missing if not k.startswith("fc.")]
     if missing or unexpected:
         raise DmlError(

@@ -12,7 +12,6 @@ import warnings
 
 from dml.autolr.rules import initial_targets, repaired_targets, sorting_score, updated_lrs
 from dml.autolr.variation import snapshot_main_path, weight_variation
-from dml.errors import InfeasibleError
 from dml.policies.base import LRPolicy, PolicyContext
 
 
@@ -85,11 +84,11 @@ class AutoLRPolicy(LRPolicy):
         v = self.ctx.sync(weight_variation(self.ctx.backbone, self.start))
         active = [k for k, x in enumerate(v) if math.isfinite(x) and x > 0]
         score = sorting_score([v[k] for k in active]) if active else 1.0
+        accepted = score >= self.threshold
+        self._log_trial(epoch, score, v, accepted)
         if epoch == 0 and self.trial == 0:
             self.v0 = v
             self._check_feasible(active)
-        accepted = score >= self.threshold
-        self._log_trial(epoch, score, v, accepted)
         if accepted:
             return self._accept(epoch, score, v, capped=False)
         self._remember_if_best(score, v)
@@ -102,10 +101,8 @@ class AutoLRPolicy(LRPolicy):
 
     # -- decisions ------------------------------------------------------------
     def _check_feasible(self, active: list[int]) -> None:
-        try:
-            initial_targets([self.v0[k] for k in active], self.cfg.alpha, self.cfg.beta)
-        except ValueError as exc:
-            raise InfeasibleError(str(exc)) from None
+        # the bounds depend only on v0, so an infeasible pair is known after the first trial
+        initial_targets([self.v0[k] for k in active], self.cfg.alpha, self.cfg.beta)
 
     def _update(self, epoch: int, v: list[float], active: list[int]) -> None:
         if not active:

@@ -1,0 +1,73 @@
+"""Shared fixtures: configs through Hydra's compose API, and a tiny unit-structured model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, open_dict
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+from torchvision.models.resnet import BasicBlock
+
+import dml.config  # noqa: F401  (registers the schemas)
+from dml.data.sampler import EpochBatchSampler
+from dml.logging import ScalarLogger
+from dml.losses import SoftmaxLoss
+from dml.models import Backbone, EmbeddingNet, UnitMap
+from dml.training.loop import Trainer, TrainerParts
+from dml.training.optim import build_optimizer
+from dml.training.param_groups import build_param_groups
+
+CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
+
+
+def compose_cfg(overrides: list[str] | None = None) -> DictConfig:
+    """The train config as train.py would compose it (without the hydra node)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
+        return compose(config_name="train", overrides=overrides or [])
+
+
+@pytest.fixture
+def cfg_tiny(tmp_path: Path) -> DictConfig:
+    """A synthetic-data config shrunk to run in seconds, writing under tmp_path."""
+    cfg = compose_cfg(["model.pretrained=none", "trainer.epochs=1", "dataset.image_size=32",
+                       "dataset.resize_size=32", "dataset.generated_size=32",
+                       "dataset.num_classes=6", "dataset.images_per_class=6",
+                       "trainer.batch_size=12", f"data_dir={tmp_path / 'data'}",
+                       "logger.progress=false"])
+    yield cfg
+    GlobalHydra.instance().clear()
+
+
+def tiny_backbone(width: int = 8, units: int = 4) -> Backbone:
+    """A 4-unit residual backbone small enough for many trials per test."""
+    stem = nn.Sequential(nn.Conv2d(3, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+                         nn.ReLU())
+    blocks = [BasicBlock(width, width) for _ in range(units)]
+    return Backbone(UnitMap(stem, blocks, [["conv1.weight", "conv2.weight"]] * units))
+
+
+def tiny_trainer(policy, tmp_path: Path, epochs: int = 1, seed: int = 0,
+                 n: int = 64, classes: int = 4) -> Trainer:
+    """A Trainer over random 8x8 images with a softmax loss and the given LR policy."""
+    torch.manual_seed(seed)
+    model = EmbeddingNet(tiny_backbone(), embedding_dim=8)
+    loss = SoftmaxLoss(classes, 8)
+    x = torch.randn(n, 3, 8, 8)
+    y = torch.arange(n) % classes
+    x += y.view(-1, 1, 1, 1).float() * 0.5  # a learnable signal so the loss moves
+    sampler = EpochBatchSampler(y.tolist(), batch_size=16, seed=seed)
+    loader = DataLoader(TensorDataset(x, y), batch_sampler=sampler)
+    groups, infos = build_param_groups(model, loss, lr=0.05, head_lr=0.05)
+    opt_cfg = compose_cfg().optimizer
+    optimizer = build_optimizer(opt_cfg, groups)
+    parts = TrainerParts(model, loss, optimizer, infos, policy, loader, sampler,
+                         torch.device("cpu"))
+    return Trainer(parts, epochs=epochs, logger=ScalarLogger(tmp_path, enabled=False),
+                   evaluate=lambda epoch: {}, run_dir=tmp_path, progress=False,
+                   save_checkpoints=False)

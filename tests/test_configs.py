@@ -1,0 +1,70 @@
+"""Every config option composes, and schema violations fail at compose time naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf import OmegaConf
+
+from tests.conftest import CONFIG_DIR, compose_cfg
+
+GROUPS = ["dataset", "model", "pruning", "loss", "optimizer", "lr_policy", "autolr", "trainer",
+          "eval", "logger", "pretrain"]
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_every_option_composes_and_resolves(group):
+    for option in options(group):
+        cfg = compose_cfg([f"{group}='{option}'", "data_dir=/tmp/dml-data"])
+        OmegaConf.resolve(cfg)
+        assert cfg[group] is not None
+
+
+def test_exact_keys_other_tools_use():
+    cfg = compose_cfg(["data_dir=/tmp/d"])
+    for key in ("dataset.root", "dataset.image_size", "trainer.epochs", "trainer.batch_size",
+                "seed", "autolr.alpha", "autolr.beta", "autolr.threshold",
+                "autolr.threshold_decay", "autolr.threshold_floor", "autolr.max_trials",
+                "autolr.stem_factor", "autolr.head_lr", "autolr.drop_epoch",
+                "autolr.drop_factor"):
+        assert OmegaConf.select(cfg, key) is not None, key
+
+
+def test_paper_defaults():
+    a = compose_cfg().autolr
+    assert (a.alpha, a.beta, a.threshold, a.threshold_decay, a.threshold_floor) == (
+        2.0, 0.4, 0.94, 0.99, 0.8)
+    assert (a.stem_factor, a.drop_epoch, a.drop_factor) == (0.5, 30, 0.2)
+    opt = compose_cfg(["optimizer=sgd"]).optimizer
+    assert (opt.lr, opt.head_lr, opt.momentum, opt.nesterov, opt.weight_decay) == (
+        1e-3, 1e-2, 0.9, True, 5e-4)
+
+
+def test_misspelt_key_fails_naming_it():
+    with pytest.raises(ConfigCompositionException) as err:
+        compose_cfg(["dataset.imag_size=32"])
+    assert "imag_size" in str(err.value.__cause__ or err.value)
+
+
+def test_wrong_type_fails_naming_key():
+    with pytest.raises(ConfigCompositionException) as err:
+        compose_cfg(["trainer.epochs=many"])
+    assert "epochs" in str(err.value.__cause__ or err.value)
+
+
+def test_unknown_choice_lists_valid_options():
+    with pytest.raises(MissingConfigException) as err:
+        compose_cfg(["loss=contrastive"])
+    assert "proxy_anchor" in str(err.value) and "triplet" in str(err.value)
+
+
+def test_experiment_bundles_compose():
+    for option in options("experiment"):
+        cfg = compose_cfg([f"experiment={option}", "data_dir=/tmp/d"])
+        OmegaConf.resolve(cfg)

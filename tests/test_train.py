@@ -1,0 +1,97 @@
+"""train.py end to end, as a user runs it (tiny synthetic configs, CPU)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["model.pretrained=none", "dataset.image_size=32", "dataset.resize_size=32",
+        "dataset.generated_size=32", "dataset.num_classes=8", "dataset.images_per_class=6",
+        "trainer.batch_size=12", "eval.ks=[1,2]", "logger.progress=false"]
+
+
+def train(tmp_path: Path, *overrides: str, multirun: bool = False, tiny: bool = True):
+    data = tmp_path.parent / "shared-data"  # reuse the generated set across tests
+    args = [sys.executable, "train.py", *(["-m"] if multirun else []), *(TINY if tiny else []),
+            f"data_dir={data}", f"hydra.run.dir={tmp_path / 'run'}",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}", *overrides]
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def results(run_dir: Path) -> dict:
+    return json.loads((run_dir / "results.json").read_text())
+
+
+def test_complete_run_writes_results_events_and_checkpoint(tmp_path):
+    proc = train(tmp_path, "lr_policy=constant", "trainer.epochs=2")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "before fine-tuning" in proc.stdout and "after fine-tuning" in proc.stdout
+    run = tmp_path / "run"
+    res = results(run)
+    assert res["status"] == "completed" and res["wall_time_s"] > 0
+    assert res["config"]["trainer"]["epochs"] == 2
+    for stage in ("initial", "final", "best"):
+        assert set(res["metrics"][stage]) >= {"R@1", "R@2"}
+        assert all(0.0 <= v <= 1.0 for v in res["metrics"][stage].values())
+    assert [h["epoch"] for h in res["history"]] == [0, 1]
+    assert res["metrics"]["final"]["R@1"] == res["history"][-1]["R@1"]
+    assert list((run / "tb").glob("events.out.tfevents.*"))
+    assert (run / "checkpoints" / "last.pt").is_file()
+    assert not list(run.rglob("*.tmp"))
+
+
+def test_autolr_run_reports_trials(tmp_path):
+    proc = train(tmp_path, "trainer.epochs=2", "autolr.alpha=0.5", "autolr.beta=1.0")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "[autolr] epoch 0 trial 0: score" in proc.stdout
+    assert "accepted after" in proc.stdout and "unit7=" in proc.stdout
+    section = results(tmp_path / "run")["autolr"]
+    assert section["units"] == [f"unit{k}" for k in range(1, 8)]
+    assert len(section["epochs"]) == 2 and len(section["trials"]) >= 2
+
+
+def test_missing_dataset_root_is_one_line(tmp_path):
+    proc = train(tmp_path, "dataset=cub200", "dataset.root=/nonexistent", tiny=False)
+    assert proc.returncode != 0
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and "/nonexistent" in err[0] and "images.txt" in err[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_infeasible_alpha_beta_stops_with_both_bounds(tmp_path):
+    proc = train(tmp_path, "autolr.alpha=50", "autolr.beta=0.01")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and "lower" in err[0] and "upper" in err[0]
+    res = results(tmp_path / "run")
+    assert res["status"] == "infeasible" and len(res["history"]) == 0
+
+
+def test_multirun_goes_on_after_infeasible_job(tmp_path):
+    proc = train(tmp_path, "autolr.alpha=50,0.001", "autolr.beta=0.01", "trainer.epochs=1",
+                 multirun=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    runs = sorted((p for p in (tmp_path / "sweep").iterdir() if p.is_dir()), key=lambda p: int(p.name))
+    statuses = [results(r)["status"] for r in runs]
+    assert statuses == ["infeasible", "completed"]
+
+
+def test_existing_run_dir_is_not_overwritten(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.json").write_text('{"status": "completed"}')
+    proc = train(tmp_path, "lr_policy=constant")
+    assert proc.returncode != 0 and "already holds a run" in proc.stderr
+    assert results(run) == {"status": "completed"}
+
+
+@pytest.mark.parametrize("override", ["loss=triplet", "loss=softmax"])
+def test_other_losses_train(tmp_path, override):
+    proc = train(tmp_path, override, "lr_policy=sgdr", "trainer.samples_per_class=3")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert results(tmp_path / "run")["status"] == "completed"

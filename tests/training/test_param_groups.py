@@ -1,0 +1,28 @@
+"""One optimizer group per unit, plus stem, head and loss; every parameter exactly once."""
+
+from __future__ import annotations
+
+from dml.losses import SoftmaxLoss
+from dml.models import EmbeddingNet
+from dml.training.param_groups import build_param_groups
+from tests.conftest import tiny_backbone
+
+
+def test_groups_cover_every_parameter_once():
+    model = EmbeddingNet(tiny_backbone(units=3), 8)
+    loss = SoftmaxLoss(5, 8)
+    groups, infos = build_param_groups(model, loss, lr=1e-3, head_lr=1e-2, loss_lr_mult=10)
+    assert [g["name"] for g in groups] == ["stem", "unit1", "unit2", "unit3", "head", "loss"]
+    assert [i.kind for i in infos] == ["stem", "unit", "unit", "unit", "head", "loss"]
+    assert [g["lr"] for g in groups] == [1e-3] * 4 + [1e-2, 1e-1]
+    ids = [id(p) for g in groups for p in g["params"]]
+    expected = {id(p) for p in list(model.parameters()) + list(loss.parameters())}
+    assert len(ids) == len(set(ids)) and set(ids) == expected
+
+
+def test_parameterless_loss_gets_no_group():
+    import torch
+
+    model = EmbeddingNet(tiny_backbone(units=2), 8)
+    groups, _ = build_param_groups(model, torch.nn.MSELoss(), lr=1e-3, head_lr=1e-2)
+    assert [g["name"] for g in groups][-1] == "head"
