@@ -1,6 +1,6 @@
 """Collect results.json files under a folder into one table (console or CSV).
 
-    python scripts/aggregate_results.py outputs/multiruns/<sweep> [--csv out.csv]
+python scripts/aggregate_results.py outputs/multiruns/<sweep> [--csv out.csv]
 """
 
 from __future__ import annotations
@@ -11,8 +11,17 @@ import json
 import sys
 from pathlib import Path
 
-KEYS = ("lr_policy.name", "loss.name", "model.arch", "pruning.units", "pruning.remove_last",
-        "autolr.alpha", "autolr.beta", "trainer.epochs", "seed")
+KEYS = (
+    "lr_policy.name",
+    "loss.name",
+    "model.arch",
+    "pruning.units",
+    "pruning.remove_last",
+    "autolr.alpha",
+    "autolr.beta",
+    "trainer.epochs",
+    "seed",
+)
 METRICS = ("R@1", "R@2", "R@4", "R@8", "MAP@R")
 
 

@@ -1,6 +1,6 @@
 """Write a PNG contact sheet of the synthetic dataset: one row per class, images side by side.
 
-Example: python scripts/preview_synthetic.py --domain target --out /tmp/target.png
+Example: python scripts/preview_synthetic.py --domain source --out /tmp/source.png
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ def parse_args() -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--domain", choices=("target", "source"), default="target")
-    parser.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    parser.add_argument(
+        "--out", type=Path, help="PNG file (default: outputs/synthetic_preview_<domain>.png)"
+    )
     parser.add_argument("--classes", type=int, default=8, help="rows: classes 1..N")
     parser.add_argument("--per-class", type=int, default=10, help="columns: images per class")
     parser.add_argument("--image-size", type=int, default=64)
@@ -69,6 +71,7 @@ def contact_sheet(rows: list[tuple[str, list[Path]]], zoom: int) -> Image.Image:
 def main() -> None:
     """Generate a small dataset in a temporary folder and write its contact sheet."""
     args = parse_args()
+    out = args.out or Path("outputs") / f"synthetic_preview_{args.domain}.png"
     with tempfile.TemporaryDirectory() as tmp:
         root = generate_synthetic(
             Path(tmp) / "data",
@@ -79,9 +82,9 @@ def main() -> None:
             seed=args.seed,
         )
         sheet = contact_sheet(read_rows(root), args.zoom)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(args.out)
-    print(f"wrote {args.out} ({sheet.width}x{sheet.height})")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out)
+    print(f"wrote {out} ({sheet.width}x{sheet.height})")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision.models.resnet import BasicBlock
@@ -35,25 +35,36 @@ def compose_cfg(overrides: list[str] | None = None) -> DictConfig:
 @pytest.fixture
 def cfg_tiny(tmp_path: Path) -> DictConfig:
     """A synthetic-data config shrunk to run in seconds, writing under tmp_path."""
-    cfg = compose_cfg(["model.pretrained=none", "trainer.epochs=1", "dataset.image_size=32",
-                       "dataset.resize_size=32", "dataset.generated_size=32",
-                       "dataset.num_classes=6", "dataset.images_per_class=6",
-                       "trainer.batch_size=12", f"data_dir={tmp_path / 'data'}",
-                       "logger.progress=false"])
+    cfg = compose_cfg(
+        [
+            "model.pretrained=none",
+            "trainer.epochs=1",
+            "dataset.image_size=32",
+            "dataset.resize_size=32",
+            "dataset.generated_size=32",
+            "dataset.num_classes=6",
+            "dataset.images_per_class=6",
+            "trainer.batch_size=12",
+            f"data_dir={tmp_path / 'data'}",
+            "logger.progress=false",
+        ]
+    )
     yield cfg
     GlobalHydra.instance().clear()
 
 
 def tiny_backbone(width: int = 8, units: int = 4) -> Backbone:
     """A 4-unit residual backbone small enough for many trials per test."""
-    stem = nn.Sequential(nn.Conv2d(3, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
-                         nn.ReLU())
+    stem = nn.Sequential(
+        nn.Conv2d(3, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()
+    )
     blocks = [BasicBlock(width, width) for _ in range(units)]
     return Backbone(UnitMap(stem, blocks, [["conv1.weight", "conv2.weight"]] * units))
 
 
-def tiny_trainer(policy, tmp_path: Path, epochs: int = 1, seed: int = 0,
-                 n: int = 64, classes: int = 4) -> Trainer:
+def tiny_trainer(
+    policy, tmp_path: Path, epochs: int = 1, seed: int = 0, n: int = 64, classes: int = 4
+) -> Trainer:
     """A Trainer over random 8x8 images with a softmax loss and the given LR policy."""
     torch.manual_seed(seed)
     model = EmbeddingNet(tiny_backbone(), embedding_dim=8)
@@ -66,8 +77,15 @@ def tiny_trainer(policy, tmp_path: Path, epochs: int = 1, seed: int = 0,
     groups, infos = build_param_groups(model, loss, lr=0.05, head_lr=0.05)
     opt_cfg = compose_cfg().optimizer
     optimizer = build_optimizer(opt_cfg, groups)
-    parts = TrainerParts(model, loss, optimizer, infos, policy, loader, sampler,
-                         torch.device("cpu"))
-    return Trainer(parts, epochs=epochs, logger=ScalarLogger(tmp_path, enabled=False),
-                   evaluate=lambda epoch: {}, run_dir=tmp_path, progress=False,
-                   save_checkpoints=False)
+    parts = TrainerParts(
+        model, loss, optimizer, infos, policy, loader, sampler, torch.device("cpu")
+    )
+    return Trainer(
+        parts,
+        epochs=epochs,
+        logger=ScalarLogger(tmp_path, enabled=False),
+        evaluate=lambda epoch: {},
+        run_dir=tmp_path,
+        progress=False,
+        save_checkpoints=False,
+    )

@@ -10,8 +10,19 @@ from omegaconf import OmegaConf
 
 from tests.conftest import CONFIG_DIR, compose_cfg
 
-GROUPS = ["dataset", "model", "pruning", "loss", "optimizer", "lr_policy", "autolr", "trainer",
-          "eval", "logger", "pretrain"]
+GROUPS = [
+    "dataset",
+    "model",
+    "pruning",
+    "loss",
+    "optimizer",
+    "lr_policy",
+    "autolr",
+    "trainer",
+    "eval",
+    "logger",
+    "pretrain",
+]
 
 
 def options(group: str) -> list[str]:
@@ -28,22 +39,44 @@ def test_every_option_composes_and_resolves(group):
 
 def test_exact_keys_other_tools_use():
     cfg = compose_cfg(["data_dir=/tmp/d"])
-    for key in ("dataset.root", "dataset.image_size", "trainer.epochs", "trainer.batch_size",
-                "seed", "autolr.alpha", "autolr.beta", "autolr.threshold",
-                "autolr.threshold_decay", "autolr.threshold_floor", "autolr.max_trials",
-                "autolr.stem_factor", "autolr.head_lr", "autolr.drop_epoch",
-                "autolr.drop_factor"):
+    for key in (
+        "dataset.root",
+        "dataset.image_size",
+        "trainer.epochs",
+        "trainer.batch_size",
+        "seed",
+        "autolr.alpha",
+        "autolr.beta",
+        "autolr.threshold",
+        "autolr.threshold_decay",
+        "autolr.threshold_floor",
+        "autolr.max_trials",
+        "autolr.stem_factor",
+        "autolr.head_lr",
+        "autolr.drop_epoch",
+        "autolr.drop_factor",
+    ):
         assert OmegaConf.select(cfg, key) is not None, key
 
 
 def test_paper_defaults():
     a = compose_cfg().autolr
     assert (a.alpha, a.beta, a.threshold, a.threshold_decay, a.threshold_floor) == (
-        2.0, 0.4, 0.94, 0.99, 0.8)
+        2.0,
+        0.4,
+        0.94,
+        0.99,
+        0.8,
+    )
     assert (a.stem_factor, a.drop_epoch, a.drop_factor) == (0.5, 30, 0.2)
     opt = compose_cfg(["optimizer=sgd"]).optimizer
     assert (opt.lr, opt.head_lr, opt.momentum, opt.nesterov, opt.weight_decay) == (
-        1e-3, 1e-2, 0.9, True, 5e-4)
+        1e-3,
+        1e-2,
+        0.9,
+        True,
+        5e-4,
+    )
 
 
 def test_misspelt_key_fails_naming_it():

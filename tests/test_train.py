@@ -10,16 +10,31 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["model.pretrained=none", "dataset.image_size=32", "dataset.resize_size=32",
-        "dataset.generated_size=32", "dataset.num_classes=8", "dataset.images_per_class=6",
-        "trainer.batch_size=12", "eval.ks=[1,2]", "logger.progress=false"]
+TINY = [
+    "model.pretrained=none",
+    "dataset.image_size=32",
+    "dataset.resize_size=32",
+    "dataset.generated_size=32",
+    "dataset.num_classes=8",
+    "dataset.images_per_class=6",
+    "trainer.batch_size=12",
+    "eval.ks=[1,2]",
+    "logger.progress=false",
+]
 
 
 def train(tmp_path: Path, *overrides: str, multirun: bool = False, tiny: bool = True):
     data = tmp_path.parent / "shared-data"  # reuse the generated set across tests
-    args = [sys.executable, "train.py", *(["-m"] if multirun else []), *(TINY if tiny else []),
-            f"data_dir={data}", f"hydra.run.dir={tmp_path / 'run'}",
-            f"hydra.sweep.dir={tmp_path / 'sweep'}", *overrides]
+    args = [
+        sys.executable,
+        "train.py",
+        *(["-m"] if multirun else []),
+        *(TINY if tiny else []),
+        f"data_dir={data}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        *overrides,
+    ]
     return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
@@ -73,10 +88,13 @@ def test_infeasible_alpha_beta_stops_with_both_bounds(tmp_path):
 
 
 def test_multirun_goes_on_after_infeasible_job(tmp_path):
-    proc = train(tmp_path, "autolr.alpha=50,0.001", "autolr.beta=0.01", "trainer.epochs=1",
-                 multirun=True)
+    proc = train(
+        tmp_path, "autolr.alpha=50,0.001", "autolr.beta=0.01", "trainer.epochs=1", multirun=True
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    runs = sorted((p for p in (tmp_path / "sweep").iterdir() if p.is_dir()), key=lambda p: int(p.name))
+    runs = sorted(
+        (p for p in (tmp_path / "sweep").iterdir() if p.is_dir()), key=lambda p: int(p.name)
+    )
     statuses = [results(r)["status"] for r in runs]
     assert statuses == ["infeasible", "completed"]
 

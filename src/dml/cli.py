@@ -7,8 +7,8 @@ import re
 # Hydra parses `pruning=16` and `pruning=15_16` as integers (1516 for the latter, as Python
 # reads underscores), and a config-group choice must be a string; quote such choices.
 NUMERIC_CHOICE_GROUPS = ("pruning",)
-_NUMERIC = re.compile(r"^(?P<key>[+~]{0,2}(?:%s))=(?P<vals>[0-9_]+(?:,[0-9_]+)*)$"
-                      % "|".join(NUMERIC_CHOICE_GROUPS))
+_GROUPS = "|".join(NUMERIC_CHOICE_GROUPS)
+_NUMERIC = re.compile(rf"^(?P<key>[+~]{{0,2}}(?:{_GROUPS}))=(?P<vals>[0-9_]+(?:,[0-9_]+)*)$")
 
 
 def quote_numeric_choices(argv: list[str]) -> list[str]:

@@ -50,7 +50,7 @@ class PretrainConfig:
     images_per_class: int = 40
     epochs: int = 4
     batch_size: int = 64
-    lr: float = 0.1
+    lr: float = 2e-3
     seed: int = 0
 
 

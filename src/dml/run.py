@@ -58,9 +58,11 @@ def build_model(cfg: DictConfig) -> EmbeddingNet:
     total, before = backbone.num_units, count_params(backbone)
     keep = units_to_keep(total, list(cfg.pruning.units), cfg.pruning.remove_last)
     backbone.prune(keep)
-    tqdm.write(f"backbone {m.arch}: {total} units, {before} parameters; after pruning "
-               f"{total - keep} unit(s): {keep} units, {count_params(backbone)} parameters "
-               f"({backbone.out_channels}-d features)")
+    tqdm.write(
+        f"backbone {m.arch}: {total} units, {before} parameters; after pruning "
+        f"{total - keep} unit(s): {keep} units, {count_params(backbone)} parameters "
+        f"({backbone.out_channels}-d features)"
+    )
     return EmbeddingNet(backbone, m.embedding_dim, m.pooling)
 
 
@@ -75,10 +77,14 @@ def load_pretrained(net: torch.nn.Module, cfg: DictConfig) -> None:
         from dml.training.pretrain import ensure_pretrained
 
         if cfg.dataset.name != "synthetic":
-            raise DmlError("model.pretrained=synthetic needs dataset=synthetic "
-                           "(real datasets use imagenet or a state_dict path)")
-        load_state_file(net, str(ensure_pretrained(Path(cfg.data_dir), cfg.model.arch,
-                                                   cfg.dataset, cfg.pretrain)))
+            raise DmlError(
+                "model.pretrained=synthetic needs dataset=synthetic "
+                "(real datasets use imagenet or a state_dict path)"
+            )
+        path = ensure_pretrained(
+            Path(cfg.data_dir), cfg.model.arch, cfg.dataset, cfg.pretrain, cfg.logger.progress
+        )
+        load_state_file(net, str(path))
     else:
         load_state_file(net, choice)
 
@@ -87,8 +93,9 @@ def make_loaders(cfg: DictConfig, data: RetrievalData):
     """Training loader (epoch-seeded batches) and evaluation loader over the test split."""
     train = ImageListDataset(data.train, train_transform(cfg.dataset))
     test = ImageListDataset(data.test, eval_transform(cfg.dataset))
-    sampler = EpochBatchSampler(train.targets, cfg.trainer.batch_size,
-                                cfg.trainer.samples_per_class, cfg.seed)
+    sampler = EpochBatchSampler(
+        train.targets, cfg.trainer.batch_size, cfg.trainer.samples_per_class, cfg.seed
+    )
     workers = cfg.dataset.num_workers
     train_loader = DataLoader(train, batch_sampler=sampler, num_workers=workers)
     test_loader = DataLoader(test, batch_size=cfg.eval.batch_size, num_workers=workers)
@@ -100,14 +107,17 @@ def train_run(cfg: DictConfig, run_dir: Path, results: dict) -> dict:
     seed_everything(cfg.seed)
     device = pick_device(cfg.trainer.device)
     data = load_retrieval_data(cfg.dataset)
-    tqdm.write(f"data {cfg.dataset.name}: {len(data.train)} train images "
-               f"({data.train.num_classes} classes), {len(data.test)} test images "
-               f"({data.test.num_classes} classes)")
+    tqdm.write(
+        f"data {cfg.dataset.name}: {len(data.train)} train images "
+        f"({data.train.num_classes} classes), {len(data.test)} test images "
+        f"({data.test.num_classes} classes)"
+    )
     model = build_model(cfg).to(device)
     train, sampler, train_loader, test_loader = make_loaders(cfg, data)
     loss = build_loss(cfg.loss, len(train.class_to_index), cfg.model.embedding_dim).to(device)
-    groups, infos = build_param_groups(model, loss, cfg.optimizer.lr, cfg.optimizer.head_lr,
-                                       cfg.loss.lr_mult)
+    groups, infos = build_param_groups(
+        model, loss, cfg.optimizer.lr, cfg.optimizer.head_lr, cfg.loss.lr_mult
+    )
     optimizer = build_optimizer(cfg.optimizer, groups)
     policy = build_policy(cfg)
 
@@ -121,9 +131,14 @@ def train_run(cfg: DictConfig, run_dir: Path, results: dict) -> dict:
     logger.scalars("eval_initial", results["metrics"]["initial"], 0)
     trainer = Trainer(
         TrainerParts(model, loss, optimizer, infos, policy, train_loader, sampler, device),
-        epochs=cfg.trainer.epochs, logger=logger, evaluate=evaluate, run_dir=run_dir,
-        log_every=cfg.trainer.log_every, max_steps=cfg.trainer.max_steps_per_epoch,
-        progress=cfg.logger.progress, save_checkpoints=cfg.trainer.save_checkpoints,
+        epochs=cfg.trainer.epochs,
+        logger=logger,
+        evaluate=evaluate,
+        run_dir=run_dir,
+        log_every=cfg.trainer.log_every,
+        max_steps=cfg.trainer.max_steps_per_epoch,
+        progress=cfg.logger.progress,
+        save_checkpoints=cfg.trainer.save_checkpoints,
     )
     try:
         history = trainer.fit()
@@ -133,8 +148,9 @@ def train_run(cfg: DictConfig, run_dir: Path, results: dict) -> dict:
         logger.close()
     metric_rows = [{k: v for k, v in h.items() if k.startswith(("R@", "MAP"))} for h in history]
     results["metrics"]["final"] = metric_rows[-1] if metric_rows else results["metrics"]["initial"]
-    results["metrics"]["best"] = max(metric_rows or [results["metrics"]["initial"]],
-                                     key=lambda m: m["R@1"])
+    results["metrics"]["best"] = max(
+        metric_rows or [results["metrics"]["initial"]], key=lambda m: m["R@1"]
+    )
     return results
 
 
@@ -149,12 +165,18 @@ def run(cfg: DictConfig, run_dir: Path) -> int:
     """
     run_dir = Path(run_dir)
     if (run_dir / RESULTS_FILE).exists():
-        print(f"error: {run_dir} already holds a run (results.json); choose another run dir",
-              file=sys.stderr)
+        print(
+            f"error: {run_dir} already holds a run (results.json); choose another run dir",
+            file=sys.stderr,
+        )
         return 1
     run_dir.mkdir(parents=True, exist_ok=True)
-    results = {"status": "running", "config": OmegaConf.to_container(cfg, resolve=True),
-               "metrics": {}, "history": []}
+    results = {
+        "status": "running",
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "metrics": {},
+        "history": [],
+    }
     start = time.time()
     code = 0
     try:
@@ -176,7 +198,16 @@ def run(cfg: DictConfig, run_dir: Path) -> int:
 def _print_summary(results: dict, run_dir: Path) -> None:
     m = results["metrics"]
     print("\nRecall@K (%) on the test classes")
-    print(recall_table({"before fine-tuning": m["initial"], "after fine-tuning": m["final"],
-                        "best epoch": m["best"]}))
-    print(f"\nrun dir: {run_dir}  (results.json, tb/, checkpoints/)  "
-          f"wall time {results['wall_time_s']:.0f} s")
+    print(
+        recall_table(
+            {
+                "before fine-tuning": m["initial"],
+                "after fine-tuning": m["final"],
+                "best epoch": m["best"],
+            }
+        )
+    )
+    print(
+        f"\nrun dir: {run_dir}  (results.json, tb/, checkpoints/)  "
+        f"wall time {results['wall_time_s']:.0f} s"
+    )

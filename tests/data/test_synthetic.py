@@ -176,13 +176,16 @@ def _nearest_class_mean_accuracy(root: Path, per_class: int) -> float:
 
 
 def test_target_classes_not_separable_by_colour_but_source_classes_are(tmp_path: Path) -> None:
-    # Measured with seeds 0-5: target 0.04-0.11 (chance 0.05), source 0.29-0.41.
+    # The box keeps the per-image random background out of the mean. Measured (chance 0.05)
+    # with seed 0: target 0.10, source 0.31, and 0.19 for a target variant whose body colour
+    # is unique per class, which the first bound rejects; seeds 1-4: target 0.06-0.08,
+    # source 0.27-0.30.
     args = {"num_classes": 20, "images_per_class": 16, "image_size": 32}
     target = generate_synthetic(tmp_path / "t", domain="target", **args)
     source = generate_synthetic(tmp_path / "s", domain="source", **args)
     target_acc = _nearest_class_mean_accuracy(target, 16)
     source_acc = _nearest_class_mean_accuracy(source, 16)
-    assert target_acc < 0.2
+    assert target_acc < 0.15
     assert source_acc > 0.2
     assert source_acc > 2 * target_acc
 
@@ -195,10 +198,18 @@ def test_class_attributes_are_distinct_and_stable(domain: str) -> None:
     assert class_attributes(domain, 10, seed=1) != rows[:10]
 
 
-def test_target_classes_differ_in_at_least_two_details() -> None:
+def test_target_classes_are_every_detail_combination() -> None:
     rows = class_attributes("target", max_classes("target"))
-    for a, b in itertools.combinations(rows, 2):
-        assert sum(a[k] != b[k] for k in a) >= 2
+    factors = {k: {r[k] for r in rows} for k in rows[0]}
+    assert len(rows) == 864 == np.prod([len(v) for v in factors.values()])
+    assert factors["bars"] == {0, 1, 2, 3}
+
+
+def test_some_target_classes_differ_in_a_single_detail() -> None:
+    # Fine-grained: among 100 classes, some pairs are "sister species".
+    rows = class_attributes("target", 100)
+    distances = [sum(a[k] != b[k] for k in a) for a, b in itertools.combinations(rows, 2)]
+    assert min(distances) == 1
 
 
 def test_target_test_classes_recombine_train_factors() -> None:
@@ -231,7 +242,7 @@ def test_source_first_classes_differ_in_colour_and_form() -> None:
         ({"image_size": 8}, "image_size"),
         ({"image_size": 64.0}, "image_size"),
         ({"seed": -1}, "seed"),
-        ({"num_classes": 217}, "at most 216"),
+        ({"num_classes": 865}, "at most 864"),
         ({"domain": "source", "num_classes": 577}, "at most 576"),
     ],
 )

@@ -10,8 +10,9 @@ from dml.losses import build_loss
 from tests.conftest import compose_cfg
 
 
-@pytest.mark.parametrize(("name", "has_params"), [("softmax", True), ("proxy_anchor", True),
-                                                  ("triplet", False)])
+@pytest.mark.parametrize(
+    ("name", "has_params"), [("softmax", True), ("proxy_anchor", True), ("triplet", False)]
+)
 def test_loss_is_finite_and_backpropagates(name, has_params):
     torch.manual_seed(0)
     loss = build_loss(compose_cfg([f"loss={name}"]).loss, num_classes=4, embedding_dim=8)

@@ -10,8 +10,9 @@ from dml.models import build_torchvision, make_backbone, map_resnet
 from dml.models.units import resnet_main_path
 
 
-@pytest.mark.parametrize(("arch", "units", "channels"), [("resnet18", 8, 512),
-                                                          ("resnet50", 16, 2048)])
+@pytest.mark.parametrize(
+    ("arch", "units", "channels"), [("resnet18", 8, 512), ("resnet50", 16, 2048)]
+)
 def test_resnet_units_in_forward_order(arch, units, channels):
     net = build_torchvision(arch, last_stride=2)
     mapping = map_resnet(net)
@@ -25,7 +26,9 @@ def test_main_path_excludes_bn_and_shortcut():
     names = resnet_main_path(net.layer2[0])
     assert names == ["conv1.weight", "conv2.weight", "conv3.weight"]
     assert resnet_main_path(models.resnet18(weights=None).layer1[0]) == [
-        "conv1.weight", "conv2.weight"]
+        "conv1.weight",
+        "conv2.weight",
+    ]
     with pytest.raises(TypeError):
         resnet_main_path(torch.nn.Linear(2, 2))
 
@@ -34,8 +37,9 @@ def test_backbone_matches_torchvision_features():
     net = build_torchvision("resnet18", last_stride=2).eval()
     backbone = make_backbone(net).eval()
     x = torch.randn(2, 3, 64, 64)
-    reference = net.layer4(net.layer3(net.layer2(net.layer1(
-        net.maxpool(net.relu(net.bn1(net.conv1(x))))))))
+    reference = net.layer4(
+        net.layer3(net.layer2(net.layer1(net.maxpool(net.relu(net.bn1(net.conv1(x)))))))
+    )
     assert torch.equal(backbone(x), reference)
 
 

@@ -109,8 +109,17 @@ def test_accepted_trial_moves_on_and_threshold_decays(tmp_path):
     trainer.fit()
     assert [r["trials"] for r in policy.epochs_log] == [1, 1, 1]
     assert policy.epochs_log[0]["threshold"] == 0.0
-    policy2 = AutoLRPolicy(autolr_cfg(threshold=0.9, threshold_decay=0.5, threshold_floor=0.3,
-                                      max_trials=1, alpha=1.0, beta=1.0), 0.05)
+    policy2 = AutoLRPolicy(
+        autolr_cfg(
+            threshold=0.9,
+            threshold_decay=0.5,
+            threshold_floor=0.3,
+            max_trials=1,
+            alpha=1.0,
+            beta=1.0,
+        ),
+        0.05,
+    )
     trainer2 = tiny_trainer(policy2, tmp_path, epochs=4)
     with pytest.warns(UserWarning):
         trainer2.fit()
@@ -119,8 +128,18 @@ def test_accepted_trial_moves_on_and_threshold_decays(tmp_path):
 
 
 def test_stem_and_head_lrs_follow_rules(tmp_path):
-    policy = AutoLRPolicy(autolr_cfg(threshold=0.0, stem_factor=0.5, head_lr=0.02,
-                                     drop_epoch=1, drop_factor=0.1, alpha=1.0, beta=1.0), 0.05)
+    policy = AutoLRPolicy(
+        autolr_cfg(
+            threshold=0.0,
+            stem_factor=0.5,
+            head_lr=0.02,
+            drop_epoch=1,
+            drop_factor=0.1,
+            alpha=1.0,
+            beta=1.0,
+        ),
+        0.05,
+    )
     trainer = tiny_trainer(policy, tmp_path, epochs=2)
     trainer.fit()
     lrs = policy.current_lrs()

@@ -38,9 +38,12 @@ def test_schedule_moves_backbone_and_keeps_head_ratio(name, tmp_path):
     trainer.fit()
     lrs = policy.current_lrs()
     t = 1 + 3 / 4  # last step of epoch 1 (4 steps per epoch)
-    expected = {"constant": 0.05, "step": step_decay(t, 0.05, 30, 0.1),
-                "cyclic": triangular(t, 2, 0.05, 1e-4, 3),
-                "sgdr": cosine_restarts(t, 2, 0.05, 1e-4, 2)}[name]
+    expected = {
+        "constant": 0.05,
+        "step": step_decay(t, 0.05, 30, 0.1),
+        "cyclic": triangular(t, 2, 0.05, 1e-4, 3),
+        "sgdr": cosine_restarts(t, 2, 0.05, 1e-4, 2),
+    }[name]
     assert lrs["unit1"] == pytest.approx(expected)
     assert lrs["head"] == pytest.approx(expected)  # tiny_trainer uses head_lr == lr
     assert len(trainer.history) == 2 and all(h["trials"] == 1 for h in trainer.history)

@@ -10,8 +10,10 @@ from dml.models.backbones import Backbone
 def snapshot_main_path(backbone: Backbone) -> list[list[torch.Tensor]]:
     """Detached copies of each unit's main-path weights, on the model's device."""
     with torch.no_grad():
-        return [[p.detach().clone() for p in backbone.main_path_params(k)]
-                for k in range(backbone.num_units)]
+        return [
+            [p.detach().clone() for p in backbone.main_path_params(k)]
+            for k in range(backbone.num_units)
+        ]
 
 
 def weight_variation(backbone: Backbone, start: list[list[torch.Tensor]]) -> list[float]:

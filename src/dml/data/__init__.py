@@ -32,8 +32,11 @@ def load_synthetic(cfg) -> RetrievalData:
     from dml.data.synthetic import ensure_synthetic
 
     root = ensure_synthetic(
-        Path(cfg.root), domain="target", num_classes=cfg.num_classes,
-        images_per_class=cfg.images_per_class, image_size=cfg.generated_size,
+        Path(cfg.root),
+        domain="target",
+        num_classes=cfg.num_classes,
+        images_per_class=cfg.images_per_class,
+        image_size=cfg.generated_size,
         seed=cfg.generator_seed,
     )
     return split_by_class(read_cub_layout(root), set(range(1, cfg.num_classes // 2 + 1)))

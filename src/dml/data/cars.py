@@ -9,7 +9,7 @@ import numpy as np
 import scipy.io
 from scipy.io.matlab import MatReadError
 
-from dml.data.cub import check_images_exist, require_dir, require_file, warn_if_counts_differ
+from dml.data.checks import check_images_exist, require_dir, require_file, warn_if_counts_differ
 from dml.data.records import RetrievalData, Split, split_by_class
 from dml.errors import DmlError
 

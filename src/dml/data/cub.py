@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from dml.data.checks import check_images_exist, require_dir, require_file, warn_if_counts_differ
 from dml.data.records import RetrievalData, Split, split_by_class
 from dml.errors import DmlError
 
@@ -80,60 +79,3 @@ def _read_id_table(path: Path, parse: Callable[[str], tuple[int, _V]]) -> dict[i
             raise DmlError(f"{path}:{lineno}: duplicate image id {key}")
         table[key] = value
     return table
-
-
-def require_dir(root: Path, layout: str) -> Path:
-    """Raise DmlError unless root is an existing directory; layout describes what belongs there."""
-    if not root.exists():
-        raise DmlError(f"dataset root {root} does not exist; expected {layout}")
-    if not root.is_dir():
-        raise DmlError(f"dataset root {root} is not a directory; expected {layout}")
-    return root
-
-
-def require_file(path: Path, content: str) -> Path:
-    """Raise DmlError unless path is an existing file; content describes what it should hold."""
-    if not path.is_file():
-        raise DmlError(f"missing {path}; expected a file with {content}")
-    return path
-
-
-def check_images_exist(paths: Sequence[Path], listed_in: Path) -> None:
-    """Raise DmlError naming the first image of paths that is missing on disk, and the count."""
-    missing = [p for p in _probably_missing(paths) if not p.is_file()]
-    if missing:
-        raise DmlError(
-            f"{len(missing)} of {len(paths)} images listed in {listed_in} are missing on disk; "
-            f"first missing: {missing[0]}"
-        )
-
-
-def _probably_missing(paths: Sequence[Path]) -> list[Path]:
-    # One listdir per folder instead of one stat per image keeps this cheap on network
-    # filesystems; callers re-check the few candidates (e.g. case-insensitive filesystems).
-    listings: dict[Path, set[str]] = {}
-    candidates = []
-    for path in paths:
-        parent = path.parent
-        if parent not in listings:
-            try:
-                listings[parent] = set(os.listdir(parent))
-            except OSError:
-                listings[parent] = set()
-        if path.name not in listings[parent]:
-            candidates.append(path)
-    return candidates
-
-
-def warn_if_counts_differ(
-    name: str, root: Path, data: RetrievalData, expected: tuple[int, int]
-) -> None:
-    """Warn (UserWarning) when the train/test image counts differ from the official ones."""
-    found = (len(data.train), len(data.test))
-    if found != tuple(expected):
-        warnings.warn(
-            f"{name} at {root}: found {found[0]} train / {found[1]} test images, "
-            f"expected {expected[0]} / {expected[1]} (partial or modified dataset)",
-            UserWarning,
-            stacklevel=3,
-        )

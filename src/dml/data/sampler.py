@@ -16,15 +16,20 @@ class EpochBatchSampler(Sampler[list[int]]):
     The order depends only on (seed, epoch), set with set_epoch, like DistributedSampler.
     """
 
-    def __init__(self, labels: Sequence[int], batch_size: int, samples_per_class: int = 0,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, labels: Sequence[int], batch_size: int, samples_per_class: int = 0, seed: int = 0
+    ) -> None:
         if batch_size < 2 or batch_size > len(labels):
-            raise DmlError(f"trainer.batch_size={batch_size}: expected 2..{len(labels)} "
-                           f"(the training split has {len(labels)} images)")
+            raise DmlError(
+                f"trainer.batch_size={batch_size}: expected 2..{len(labels)} "
+                f"(the training split has {len(labels)} images)"
+            )
         m = samples_per_class
         if m and (m < 2 or batch_size % m):
-            raise DmlError(f"trainer.samples_per_class={m}: expected 0 or a divisor of "
-                           f"trainer.batch_size={batch_size} that is at least 2")
+            raise DmlError(
+                f"trainer.samples_per_class={m}: expected 0 or a divisor of "
+                f"trainer.batch_size={batch_size} that is at least 2"
+            )
         self.labels = torch.as_tensor(list(labels))
         self.batch_size, self.m, self.seed, self.epoch = batch_size, m, seed, 0
 
@@ -39,7 +44,7 @@ class EpochBatchSampler(Sampler[list[int]]):
         gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         order = self._balanced(gen) if self.m else torch.randperm(len(self.labels), generator=gen)
         for b in range(len(self)):
-            yield order[b * self.batch_size:(b + 1) * self.batch_size].tolist()
+            yield order[b * self.batch_size : (b + 1) * self.batch_size].tolist()
 
     def _balanced(self, gen: torch.Generator) -> torch.Tensor:
         # classes are visited in random order; each contributes m images (with replacement
@@ -49,8 +54,11 @@ class EpochBatchSampler(Sampler[list[int]]):
         while sum(len(c) for c in chunks) < len(self) * self.batch_size:
             for c in classes[torch.randperm(len(classes), generator=gen)]:
                 idx = (self.labels == c).nonzero().flatten()
-                pick = torch.randint(len(idx), (self.m,), generator=gen) if len(idx) < self.m \
+                pick = (
+                    torch.randint(len(idx), (self.m,), generator=gen)
+                    if len(idx) < self.m
                     else torch.randperm(len(idx), generator=gen)[: self.m]
+                )
                 chunks.append(idx[pick])
         return torch.cat(chunks)
 

@@ -3,7 +3,8 @@
 Two domains share one drawing vocabulary:
 
 * ``target`` (stands in for CUB): every class is the same small "bird" (body, head, beak,
-  wing, tail, legs) on a cluttered background. Body colours come from a palette of three
+  wing, tail, legs), often on a branch and partly behind leaves, on a cluttered background.
+  Body colours come from a palette of three
   shared by many classes, so coarse cues barely separate classes; classes differ in
   combinations of small details: cap colour, wing colour, number of wing bars, tail
   shape and a crest.
@@ -36,7 +37,7 @@ from PIL import Image, ImageDraw
 from dml.errors import DmlError
 
 # Bump whenever drawing or layout changes, so ensure_synthetic regenerates old copies.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 METADATA_FILE = "dml_synthetic.json"
 DOMAINS = ("target", "source")
 MIN_IMAGE_SIZE = 16
@@ -69,7 +70,7 @@ BAR_COLOURS: dict[str, RGB] = {
 }
 TAIL_SHAPES = ("Fan", "Fork", "Spike")
 CRESTS = ("Plain", "Crested")
-MAX_WING_BARS = 3
+WING_BARS = (0, 1, 2, 3)
 
 # --- source factors: coarse shape, colour and elongation ----------------------------------------
 SHAPES = ("Ellipse", "Box", "Triangle", "Star", "Ring", "Cross", "Hexagon", "Diamond")
@@ -93,12 +94,14 @@ ELONGATIONS: dict[str, float] = {"Round": 1.0, "Long": 1.6, "Slender": 2.5}
 # --- nuisances (shared by both domains) ----------------------------------------------------
 SUPERSAMPLE = 3  # draw at 3x and box-downsample: cheap antialiasing
 OBJECT_UNIT = 0.56  # object coordinates -> fraction of the image side
-SCALE_JITTER = 0.2
-MAX_ROTATION_DEG = 15.0
+SCALE_JITTER = 0.25
+MAX_ROTATION_DEG = 20.0
 MAX_SHIFT = 0.07  # fraction of the image side
 BRIGHTNESS_JITTER = 0.15
 CONTRAST_JITTER = 0.15
 CHANNEL_GAIN_JITTER = 0.05  # per-channel gains: a small white-balance / hue shift
+PERCH_PROB = 0.5
+OCCLUDER_PROBS = (0.6, 0.3, 0.1)  # probability of 0, 1, 2 leaves in front of the object
 _CIRCLE = np.linspace(0.0, 2.0 * math.pi, 40, endpoint=False)
 
 
@@ -117,14 +120,8 @@ def max_classes(domain: str) -> int:
     """Largest num_classes the domain supports."""
     _check_domain(domain)
     if domain == "target":
-        # The wing-bar count is not free (see _target_rows).
-        return (
-            len(BODY_COLOURS)
-            * len(CAP_COLOURS)
-            * len(WING_COLOURS)
-            * len(TAIL_SHAPES)
-            * len(CRESTS)
-        )
+        factors = (BODY_COLOURS, CAP_COLOURS, WING_COLOURS, WING_BARS, TAIL_SHAPES, CRESTS)
+        return math.prod(len(f) for f in factors)
     return len(HUES) * len(SHADES) * len(SHAPES) * len(ELONGATIONS)
 
 
@@ -141,16 +138,14 @@ def class_name(attributes: dict[str, Any], domain: str) -> str:
 
 
 def _target_rows(rng: np.random.Generator) -> list[dict[str, Any]]:
-    # The bar count is a checksum of the other factors, so any two classes differ in at
-    # least two details: one misread detail never turns a bird into another class.
-    rows = []
-    factors = (list(BODY_COLOURS), list(CAP_COLOURS), list(WING_COLOURS), TAIL_SHAPES, CRESTS)
-    for idx in itertools.product(*(range(len(f)) for f in factors)):
-        body, cap, wing, tail, crest = (f[i] for f, i in zip(factors, idx, strict=True))
-        bars = sum(idx) % (MAX_WING_BARS + 1)
-        rows.append(
-            {"body": body, "cap": cap, "wing": wing, "bars": bars, "tail": tail, "crest": crest}
+    # Every combination is a class, so close classes differ in a single detail (2 vs 3
+    # wing bars, a crest or not), as sister species do.
+    rows = [
+        {"body": body, "cap": cap, "wing": wing, "bars": bars, "tail": tail, "crest": crest}
+        for body, cap, wing, bars, tail, crest in itertools.product(
+            BODY_COLOURS, CAP_COLOURS, WING_COLOURS, WING_BARS, TAIL_SHAPES, CRESTS
         )
+    ]
     return [rows[i] for i in rng.permutation(len(rows))]
 
 
@@ -372,7 +367,10 @@ def render_image(
     _draw_clutter(draw, canvas_size, background, rng)
     parts = _target_parts(attributes, rng) if domain == "target" else _source_parts(attributes, rng)
     transform = _random_pose(canvas_size, rng)
+    if rng.random() < PERCH_PROB:
+        _draw_parts(draw, [_perch(rng)], transform)
     box = _draw_parts(draw, parts, transform)
+    _draw_occluders(draw, box, rng)
     image = canvas.reduce(SUPERSAMPLE)
     image = _photometric_jitter(np.asarray(image, dtype=np.float32), rng)
     return image, _clip_box(box, SUPERSAMPLE, size)
@@ -402,6 +400,26 @@ def _draw_clutter(
             dx, dy = math.cos(angle) * length, math.sin(angle) * length
             width = int(rng.integers(1, 3) * SUPERSAMPLE)
             draw.line((x - dx, y - dy, x + dx, y + dy), fill=colour, width=width)
+
+
+def _perch(rng: np.random.Generator) -> Part:
+    """A branch under the feet, in object coordinates; drawn behind the object."""
+    tilt = rng.uniform(-0.15, 0.15)
+    colour = _hsv(rng.uniform(0.05, 0.12), rng.uniform(0.3, 0.6), rng.uniform(0.25, 0.5))
+    return _bar((-1.2, 0.38 - tilt), (1.2, 0.38 + tilt), rng.uniform(0.04, 0.08)), colour
+
+
+def _draw_occluders(
+    draw: ImageDraw.ImageDraw, box: tuple[float, float, float, float], rng: np.random.Generator
+) -> None:
+    # Leaves in front of the object sometimes hide a detail, as branches do in bird photos.
+    count = int(rng.choice(len(OCCLUDER_PROBS), p=OCCLUDER_PROBS))
+    x0, y0, x1, y1 = box
+    for _ in range(count):
+        x, y = rng.uniform(x0, x1), rng.uniform(y0, y1)
+        rx, ry = rng.uniform(0.08, 0.16, size=2) * max(x1 - x0, y1 - y0)
+        colour = _hsv(rng.uniform(0.18, 0.42), rng.uniform(0.3, 0.6), rng.uniform(0.35, 0.7))
+        draw.ellipse((x - rx, y - ry, x + rx, y + ry), fill=colour)
 
 
 def _random_pose(canvas: int, rng: np.random.Generator) -> np.ndarray:
@@ -557,7 +575,7 @@ def _random_details(
         cap = CAP_COLOURS[str(rng.choice(list(CAP_COLOURS)))]
         parts.append((_ellipse((half_w * 0.55, -half_h * 0.35), 0.1, 0.075), cap))
     if rng.random() < 0.7:
-        wing, bars = str(rng.choice(list(WING_COLOURS))), int(rng.integers(0, MAX_WING_BARS + 1))
+        wing, bars = str(rng.choice(list(WING_COLOURS))), int(rng.choice(WING_BARS))
         half = (min(0.25, half_w * 0.6), min(0.12, half_h * 0.6))
         parts += _wing(wing, bars, centre=(-half_w * 0.15, half_h * 0.1), half=half, rng=rng)
     return parts
@@ -568,7 +586,7 @@ def _shape(shape: str, half_w: float, half_h: float, colour: RGB) -> list[Part]:
     if shape == "Ellipse":
         return [(_ellipse((0.0, 0.0), half_w, half_h), colour)]
     if shape == "Ring":
-        # A thick ring drawn as an outer ellipse with the background-ish hole filled dark.
+        # The hole is a dark shade, not cut out: the ring stays one colour family.
         return [
             (_ellipse((0.0, 0.0), half_w, half_h), colour),
             (_ellipse((0.0, 0.0), half_w * 0.5, half_h * 0.5), _scale(colour, 0.35)),
@@ -587,8 +605,8 @@ def _star(points: int, inner: float) -> np.ndarray:
     return np.stack([np.cos(angles) * radii, np.sin(angles) * radii], axis=1)
 
 
-def _regular(sides: int, phase: float = 0.0) -> np.ndarray:
-    angles = np.linspace(0.0, 2.0 * math.pi, sides, endpoint=False) + phase
+def _regular(sides: int) -> np.ndarray:
+    angles = np.linspace(0.0, 2.0 * math.pi, sides, endpoint=False)
     return np.stack([np.cos(angles), np.sin(angles)], axis=1)
 
 

@@ -9,9 +9,10 @@ from torch.utils.data import DataLoader
 
 
 @torch.no_grad()
-def compute_embeddings(model: nn.Module, loader: DataLoader, device: torch.device,
-                       flip: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Embeddings (float32, n x d) and labels of every item; flip averages with the mirrored image."""
+def compute_embeddings(
+    model: nn.Module, loader: DataLoader, device: torch.device, flip: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings (float32, n x d) and labels; flip averages with the mirrored image."""
     was_training = model.training
     model.eval()
     feats, labels = [], []
@@ -20,15 +21,17 @@ def compute_embeddings(model: nn.Module, loader: DataLoader, device: torch.devic
         emb = model(images)
         if flip:
             emb = nn.functional.normalize(emb, dim=1) + nn.functional.normalize(
-                model(torch.flip(images, dims=[3])), dim=1)
+                model(torch.flip(images, dims=[3])), dim=1
+            )
         feats.append(emb.float().cpu())
         labels.append(torch.as_tensor(targets))
     model.train(was_training)
     return torch.cat(feats).numpy(), torch.cat(labels).numpy()
 
 
-def retrieval_metrics(embeddings: np.ndarray, labels: np.ndarray, ks: list[int],
-                      with_map: bool = True) -> dict[str, float]:
+def retrieval_metrics(
+    embeddings: np.ndarray, labels: np.ndarray, ks: list[int], with_map: bool = True
+) -> dict[str, float]:
     """Recall@K (fractions) and, optionally, MAP@R of a query=gallery set."""
     from dml.evaluation.recall import map_at_r, recall_at_k
 

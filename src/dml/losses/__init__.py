@@ -31,7 +31,10 @@ def build_loss(cfg, num_classes: int, embedding_dim: int) -> nn.Module:
         return SoftmaxLoss(num_classes, embedding_dim, cfg.temperature)
     if cfg.name == "proxy_anchor":
         return losses.ProxyAnchorLoss(
-            num_classes=num_classes, embedding_size=embedding_dim, margin=cfg.margin, alpha=cfg.alpha
+            num_classes=num_classes,
+            embedding_size=embedding_dim,
+            margin=cfg.margin,
+            alpha=cfg.alpha,
         )
     if cfg.name == "triplet":
         if cfg.miner not in MINER_TYPES:

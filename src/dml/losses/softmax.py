@@ -7,7 +7,7 @@ from torch import nn
 
 
 class SoftmaxLoss(nn.Module):
-    """Linear classifier over the training classes + cross-entropy; the classifier is the loss's own parameter."""
+    """Linear classifier over the training classes + cross-entropy; it owns the classifier."""
 
     def __init__(self, num_classes: int, embedding_dim: int, temperature: float = 1.0) -> None:
         super().__init__()

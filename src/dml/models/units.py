@@ -34,6 +34,9 @@ def resnet_main_path(block: nn.Module) -> list[str]:
 def map_resnet(model: ResNet) -> UnitMap:
     """Stem = conv1/bn1/relu/maxpool; units = residual blocks of layer1..layer4 in order."""
     stem = nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool)
-    units = [block for layer in (model.layer1, model.layer2, model.layer3, model.layer4)
-             for block in layer]
+    units = [
+        block
+        for layer in (model.layer1, model.layer2, model.layer3, model.layer4)
+        for block in layer
+    ]
     return UnitMap(stem=stem, units=units, main_path=[resnet_main_path(b) for b in units])

@@ -43,7 +43,9 @@ class AutoLRPolicy(LRPolicy):
         units = [g for g in ctx.groups if g.kind == "unit"]
         self.unit_names = [g.name for g in units]
         self.lrs = [float(self.unit_lr)] * len(units)
-        head = [pg for info, pg in zip(ctx.groups, ctx.optimizer.param_groups) if info.kind == "head"]
+        head = [
+            pg for info, pg in zip(ctx.groups, ctx.optimizer.param_groups) if info.kind == "head"
+        ]
         # head and loss groups are fixed at autolr.head_lr, keeping the loss's own multiplier
         self.head_scale = float(self.cfg.head_lr) / head[0]["initial_lr"] if head else 1.0
         self.drop = 1.0
@@ -110,8 +112,11 @@ class AutoLRPolicy(LRPolicy):
         if self.targets is None:
             base = self.v0 if epoch == 0 else v
             values = [base[k] for k in active]
-            self.targets = (initial_targets(values, self.cfg.alpha, self.cfg.beta) if epoch == 0
-                            else repaired_targets(values))
+            self.targets = (
+                initial_targets(values, self.cfg.alpha, self.cfg.beta)
+                if epoch == 0
+                else repaired_targets(values)
+            )
             self._target_units = active
         idx = [k for k in self._target_units if k in active]
         t = [self.targets[self._target_units.index(k)] for k in idx]
@@ -121,8 +126,13 @@ class AutoLRPolicy(LRPolicy):
 
     def _remember_if_best(self, score: float, v: list[float]) -> None:
         if self._best is None or score > self._best["score"]:
-            self._best = {"score": score, "v": v, "lrs": list(self.lrs),
-                          "trial": self.trial, "token": self.ctx.snapshot()}
+            self._best = {
+                "score": score,
+                "v": v,
+                "lrs": list(self.lrs),
+                "trial": self.trial,
+                "token": self.ctx.snapshot(),
+            }
 
     def _accept_best(self, epoch: int) -> bool:
         best = self._best
@@ -131,19 +141,25 @@ class AutoLRPolicy(LRPolicy):
         self.set_lrs(self.group_lrs())
         warnings.warn(
             f"AutoLR: epoch {epoch} reached autolr.max_trials={self.cfg.max_trials} without "
-            f"score >= {self.threshold:.3f}; keeping trial {best['trial']} (score {best['score']:.3f})",
+            f"score >= {self.threshold:.3f}; keeping trial {best['trial']} "
+            f"(score {best['score']:.3f})",
             stacklevel=2,
         )
         return self._accept(epoch, best["score"], best["v"], capped=True, trial=best["trial"])
 
-    def _accept(self, epoch: int, score: float, v: list[float], capped: bool,
-                trial: int | None = None) -> bool:
+    def _accept(
+        self, epoch: int, score: float, v: list[float], capped: bool, trial: int | None = None
+    ) -> bool:
         record = {
-            "epoch": epoch, "trials": self.trial + (0 if capped else 1),
+            "epoch": epoch,
+            "trials": self.trial + (0 if capped else 1),
             "accepted_trial": self.trial if trial is None else trial,
-            "threshold": self.threshold, "score": score, "lr": list(self.lrs),
+            "threshold": self.threshold,
+            "score": score,
+            "lr": list(self.lrs),
             "variation": [x if math.isfinite(x) else None for x in v],
-            "target": self._full_targets(), "capped": capped,
+            "target": self._full_targets(),
+            "capped": capped,
         }
         self.epochs_log.append(record)
         self._log_epoch(record)
@@ -161,15 +177,23 @@ class AutoLRPolicy(LRPolicy):
     # -- reporting ------------------------------------------------------------
     def _log_trial(self, epoch: int, score: float, v: list[float], accepted: bool) -> None:
         step = len(self.trials_log)
-        rec = {"epoch": epoch, "trial": self.trial, "score": score, "threshold": self.threshold,
-               "accepted": accepted, "lr": list(self.lrs),
-               "variation": [x if math.isfinite(x) else None for x in v],
-               "target": self._full_targets()}
+        rec = {
+            "epoch": epoch,
+            "trial": self.trial,
+            "score": score,
+            "threshold": self.threshold,
+            "accepted": accepted,
+            "lr": list(self.lrs),
+            "variation": [x if math.isfinite(x) else None for x in v],
+            "target": self._full_targets(),
+        }
         self.trials_log.append(rec)
         verdict = "accepted" if accepted else "re-run"
         cmp = ">=" if accepted else "<"
-        self.ctx.echo(f"[autolr] epoch {epoch} trial {self.trial}: score {score:.3f} {cmp} "
-                      f"threshold {self.threshold:.3f} -> {verdict}")
+        self.ctx.echo(
+            f"[autolr] epoch {epoch} trial {self.trial}: score {score:.3f} {cmp} "
+            f"threshold {self.threshold:.3f} -> {verdict}"
+        )
         log = self.ctx.log_scalar
         log("autolr_trial/score", score, step)
         log("autolr_trial/threshold", self.threshold, step)
@@ -181,9 +205,11 @@ class AutoLRPolicy(LRPolicy):
 
     def _log_epoch(self, rec: dict) -> None:
         lrs = " ".join(f"{n}={lr:.2e}" for n, lr in zip(self.unit_names, self.lrs))
-        self.ctx.echo(f"[autolr] epoch {rec['epoch']} accepted after {rec['trials']} trial(s); "
-                      f"stem={self.cfg.stem_factor * self.lrs[0]:.2e} {lrs} "
-                      f"head={self.cfg.head_lr * self.drop:.2e}")
+        self.ctx.echo(
+            f"[autolr] epoch {rec['epoch']} accepted after {rec['trials']} trial(s); "
+            f"stem={self.cfg.stem_factor * self.lrs[0]:.2e} {lrs} "
+            f"head={self.cfg.head_lr * self.drop:.2e}"
+        )
         log, e = self.ctx.log_scalar, rec["epoch"]
         log("autolr/trials", rec["trials"], e)
         log("autolr/score", rec["score"], e)
@@ -195,12 +221,19 @@ class AutoLRPolicy(LRPolicy):
                 log(f"autolr/target_x1e6/{name}", rec["target"][k] * 1e6, e)
 
     def report(self) -> dict:
-        return {"autolr": {"units": self.unit_names, "epochs": self.epochs_log,
-                           "trials": self.trials_log}}
+        return {
+            "autolr": {
+                "units": self.unit_names,
+                "epochs": self.epochs_log,
+                "trials": self.trials_log,
+            }
+        }
 
     def state_dict(self) -> dict:
         keys = ("lrs", "threshold", "trial", "targets", "v0", "epochs_log", "trials_log", "drop")
-        return {k: getattr(self, k) for k in keys} | {"target_units": getattr(self, "_target_units", None)}
+        return {k: getattr(self, k) for k in keys} | {
+            "target_units": getattr(self, "_target_units", None)
+        }
 
     def load_state_dict(self, state: dict) -> None:
         for k, val in state.items():

@@ -49,7 +49,9 @@ class LRPolicy:
 
     def current_lrs(self) -> dict[str, float]:
         """The LR of each param group by name."""
-        return {info.name: g["lr"] for info, g in zip(self.ctx.groups, self.ctx.optimizer.param_groups)}
+        return {
+            info.name: g["lr"] for info, g in zip(self.ctx.groups, self.ctx.optimizer.param_groups)
+        }
 
     def set_lrs(self, lrs: list[float]) -> None:
         """Write one LR per param group, in group order."""

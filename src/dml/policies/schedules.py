@@ -13,7 +13,7 @@ def step_decay(t: float, l_max: float, drop_epoch: int, gamma: float) -> float:
 
 
 def triangular(t: float, total: float, l_max: float, l_min: float, cycles: int) -> float:
-    """Triangular cyclic LR (Smith 2017): `cycles` periods over `total` epochs, l_min at each start."""
+    """Triangular cyclic LR (Smith 2017): `cycles` periods over `total` epochs, from l_min."""
     period = total / cycles
     phase = (t % period) / period
     return l_min + (l_max - l_min) * (1.0 - abs(2.0 * phase - 1.0))
@@ -51,12 +51,14 @@ def build_schedule(cfg) -> SchedulePolicy:
         )
     if cfg.name == "cyclic":
         return SchedulePolicy(
-            "cyclic", cfg.l_max,
+            "cyclic",
+            cfg.l_max,
             lambda t, total: triangular(t, total, cfg.l_max, cfg.l_min, cfg.cycles),
         )
     if cfg.name == "sgdr":
         return SchedulePolicy(
-            "sgdr", cfg.l_max,
+            "sgdr",
+            cfg.l_max,
             lambda t, total: cosine_restarts(t, total, cfg.l_max, cfg.l_min, cfg.resets),
         )
     raise ValueError(f"not a schedule: {cfg.name}")

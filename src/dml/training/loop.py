@@ -41,21 +41,38 @@ class TrainerParts:
 class Trainer:
     """Runs epochs; each epoch is re-run for as long as the policy rejects its trials."""
 
-    def __init__(self, parts: TrainerParts, epochs: int, logger: ScalarLogger,
-                 evaluate: Callable[[int], dict[str, float]], run_dir: Path,
-                 log_every: int = 10, max_steps: int = 0, progress: bool = True,
-                 save_checkpoints: bool = True) -> None:
+    def __init__(
+        self,
+        parts: TrainerParts,
+        epochs: int,
+        logger: ScalarLogger,
+        evaluate: Callable[[int], dict[str, float]],
+        run_dir: Path,
+        log_every: int = 10,
+        max_steps: int = 0,
+        progress: bool = True,
+        save_checkpoints: bool = True,
+    ) -> None:
         self.p = parts
         self.epochs, self.logger, self.evaluate, self.run_dir = epochs, logger, evaluate, run_dir
         self.log_every, self.progress, self.save = log_every, progress, save_checkpoints
         self.steps = min(len(parts.sampler), max_steps) if max_steps else len(parts.sampler)
         self.global_step = 0
         self.history: list[dict] = []
-        parts.policy.setup(PolicyContext(
-            optimizer=parts.optimizer, groups=parts.groups, backbone=parts.model.backbone,
-            epochs=epochs, steps_per_epoch=self.steps, snapshot=self.snapshot,
-            restore=self.restore, log_scalar=logger.scalar, echo=tqdm.write, sync=self.sync,
-        ))
+        parts.policy.setup(
+            PolicyContext(
+                optimizer=parts.optimizer,
+                groups=parts.groups,
+                backbone=parts.model.backbone,
+                epochs=epochs,
+                steps_per_epoch=self.steps,
+                snapshot=self.snapshot,
+                restore=self.restore,
+                log_scalar=logger.scalar,
+                echo=tqdm.write,
+                sync=self.sync,
+            )
+        )
 
     # -- the one place ranks would synchronise under DDP ------------------------
     def sync(self, values: list[float]) -> list[float]:
@@ -100,8 +117,13 @@ class Trainer:
         p.sampler.set_epoch(epoch)
         batches = iter(p.loader)
         total = 0.0
-        bar = tqdm(range(self.steps), desc=f"epoch {epoch} trial {trial}", leave=False,
-                   disable=not self.progress, dynamic_ncols=True)
+        bar = tqdm(
+            range(self.steps),
+            desc=f"epoch {epoch} trial {trial}",
+            leave=False,
+            disable=not self.progress,
+            dynamic_ncols=True,
+        )
         for step in bar:
             images, labels = next(batches)
             p.policy.step(epoch, step)
@@ -109,7 +131,8 @@ class Trainer:
             if not math.isfinite(loss.item()):
                 raise DivergedError(
                     f"loss became {loss.item()} at epoch {epoch} step {step}; "
-                    "lower the learning rate (checkpoints already saved are intact)")
+                    "lower the learning rate (checkpoints already saved are intact)"
+                )
             p.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             p.optimizer.step()
@@ -138,9 +161,16 @@ class Trainer:
     def state_dict(self, epoch: int) -> dict:
         """Everything needed to resume after `epoch` exactly."""
         return {
-            "epoch": epoch, "model": self.p.model.state_dict(), "loss": self.p.loss.state_dict(),
-            "optimizer": self.p.optimizer.state_dict(), "policy": self.p.policy.state_dict(),
-            "sampler": self.p.sampler.state_dict(), "global_step": self.global_step,
-            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-                    "python": random.getstate()},
+            "epoch": epoch,
+            "model": self.p.model.state_dict(),
+            "loss": self.p.loss.state_dict(),
+            "optimizer": self.p.optimizer.state_dict(),
+            "policy": self.p.policy.state_dict(),
+            "sampler": self.p.sampler.state_dict(),
+            "global_step": self.global_step,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "numpy": np.random.get_state(),
+                "python": random.getstate(),
+            },
         }

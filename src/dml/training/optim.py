@@ -11,7 +11,10 @@ def build_optimizer(cfg, groups: list[dict]) -> torch.optim.Optimizer:
     """SGD (momentum, Nesterov) or AdamW over the given param groups."""
     if cfg.name == "sgd":
         return torch.optim.SGD(
-            groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+            groups,
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            nesterov=cfg.nesterov,
             weight_decay=cfg.weight_decay,
         )
     if cfg.name == "adamw":

@@ -1,4 +1,4 @@
-"""Synthetic source-domain pre-training: the offline stand-in for ImageNet weights, cached on disk."""
+"""Synthetic source-domain pre-training: the offline stand-in for ImageNet weights (cached)."""
 
 from __future__ import annotations
 
@@ -10,30 +10,33 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from dml.data.records import ImageListDataset
+from dml.data.synthetic import FORMAT_VERSION as SYNTHETIC_VERSION
 from dml.data.transforms import train_transform
 from dml.training.checkpoint import save_checkpoint
 
-PRETRAIN_VERSION = 1
+PRETRAIN_VERSION = 2
 
 
 def pretrained_path(data_dir: Path, arch: str, dataset_cfg, cfg) -> Path:
     """Cache file for one (architecture, image size, pre-training recipe)."""
-    name = (f"{arch}_img{dataset_cfg.image_size}_gen{dataset_cfg.generated_size}_c{cfg.num_classes}"
-            f"_n{cfg.images_per_class}_e{cfg.epochs}_lr{cfg.lr:g}_seed{cfg.seed}"
-            f"_v{PRETRAIN_VERSION}.pt")
+    name = (
+        f"{arch}_img{dataset_cfg.image_size}_gen{dataset_cfg.generated_size}_c{cfg.num_classes}"
+        f"_n{cfg.images_per_class}_e{cfg.epochs}_lr{cfg.lr:g}_seed{cfg.seed}"
+        f"_v{PRETRAIN_VERSION}.{SYNTHETIC_VERSION}.pt"
+    )
     return data_dir / "pretrained" / name
 
 
-def ensure_pretrained(data_dir: Path, arch: str, dataset_cfg, cfg) -> Path:
+def ensure_pretrained(data_dir: Path, arch: str, dataset_cfg, cfg, progress: bool = True) -> Path:
     """Path of synthetic-pretrained weights, pre-training (once) when absent."""
     path = pretrained_path(data_dir, arch, dataset_cfg, cfg)
     if not path.is_file():
         tqdm.write(f"pre-training {arch} on synthetic source classes (first use; cached at {path})")
-        save_checkpoint(path, pretrain(data_dir, arch, dataset_cfg, cfg))
+        save_checkpoint(path, pretrain(data_dir, arch, dataset_cfg, cfg, progress))
     return path
 
 
-def pretrain(data_dir: Path, arch: str, dataset_cfg, cfg) -> dict:
+def pretrain(data_dir: Path, arch: str, dataset_cfg, cfg, progress: bool = True) -> dict:
     """Train a torchvision classifier on the source domain; returns its state_dict without fc."""
     from dml.data.cub import read_cub_layout
     from dml.data.synthetic import ensure_synthetic
@@ -42,32 +45,45 @@ def pretrain(data_dir: Path, arch: str, dataset_cfg, cfg) -> dict:
     root = ensure_synthetic(
         data_dir / "synthetic" / f"source_c{cfg.num_classes}_n{cfg.images_per_class}"
         f"_s{dataset_cfg.generated_size}_seed{cfg.seed}",
-        domain="source", num_classes=cfg.num_classes, images_per_class=cfg.images_per_class,
-        image_size=dataset_cfg.generated_size, seed=cfg.seed,
+        domain="source",
+        num_classes=cfg.num_classes,
+        images_per_class=cfg.images_per_class,
+        image_size=dataset_cfg.generated_size,
+        seed=cfg.seed,
     )
     data = ImageListDataset(read_cub_layout(root), train_transform(dataset_cfg))
     gen = torch.Generator().manual_seed(cfg.seed)
-    loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
-                        generator=gen)
+    loader = DataLoader(
+        data, batch_size=cfg.batch_size, shuffle=True, drop_last=True, generator=gen
+    )
     with torch.random.fork_rng():
         torch.manual_seed(cfg.seed)
         model = build_torchvision(arch, last_stride=2)
         model.fc = torch.nn.Linear(model.fc.in_features, cfg.num_classes)
-        _train_classifier(model, loader, cfg)
+        _train_classifier(model, loader, cfg, progress)
     return {k: v for k, v in model.state_dict().items() if not k.startswith("fc.")}
 
 
-def _train_classifier(model: torch.nn.Module, loader: DataLoader, cfg) -> None:
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=5e-4,
-                          nesterov=True)
-    total = cfg.epochs * len(loader)
+def _train_classifier(model: torch.nn.Module, loader: DataLoader, cfg, progress: bool) -> None:
+    # AdamW with one warm-up epoch then cosine decay: SGD at a high LR from scratch
+    # collapsed to chance on this data
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    total, warm = cfg.epochs * len(loader), len(loader)
     model.train()
     for epoch in range(cfg.epochs):
         correct = seen = 0
-        bar = tqdm(loader, desc=f"pretrain {epoch + 1}/{cfg.epochs}", leave=False)
+        bar = tqdm(
+            loader, desc=f"pretrain {epoch + 1}/{cfg.epochs}", leave=False, disable=not progress
+        )
         for i, (x, y) in enumerate(bar):
-            for g in opt.param_groups:  # cosine decay per step
-                g["lr"] = 0.5 * cfg.lr * (1 + math.cos(math.pi * (epoch * len(loader) + i) / total))
+            t = epoch * len(loader) + i
+            scale = (
+                (t + 1) / warm
+                if t < warm
+                else 0.5 * (1 + math.cos(math.pi * (t - warm) / (total - warm)))
+            )
+            for g in opt.param_groups:
+                g["lr"] = cfg.lr * scale
             logits = model(x)
             loss = torch.nn.functional.cross_entropy(logits, y)
             opt.zero_grad(set_to_none=True)
