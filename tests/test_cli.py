@@ -24,3 +24,15 @@ def test_numeric_pruning_choices_are_quoted():
         "pruning=none",
         "+pruning='15_16'",
     ]
+
+
+def test_worker_wrapped_error_is_reduced_to_its_line():
+    from dml.errors import DmlError
+    from dml.run import one_line
+
+    wrapped = DmlError(
+        "Caught DmlError in DataLoader worker process 0.\nOriginal Traceback (most recent call "
+        'last):\n  File "x.py", line 1\ndml.errors.DmlError: cannot read image /d/a.jpg: bad\n'
+    )
+    assert one_line(wrapped) == "cannot read image /d/a.jpg: bad"
+    assert one_line(DmlError("plain message")) == "plain message"

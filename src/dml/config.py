@@ -154,7 +154,6 @@ class EvalConfig:
     batch_size: int = 128
     flip: bool = False
     map_at_r: bool = True
-    every: int = 1
 
 
 @dataclass

@@ -158,6 +158,13 @@ def _short(metrics: dict[str, float]) -> str:
     return "  ".join(f"{k} {100 * v:.2f}" for k, v in metrics.items())
 
 
+def one_line(exc: Exception) -> str:
+    """The user-facing line of an error, also when a DataLoader worker wrapped it in a traceback."""
+    lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+    last = lines[-1] if lines else type(exc).__name__
+    return last.split("DmlError: ", 1)[-1]
+
+
 def run(cfg: DictConfig, run_dir: Path) -> int:
     """Run one job into run_dir; user errors become one line and a status in results.json.
 
@@ -185,7 +192,7 @@ def run(cfg: DictConfig, run_dir: Path) -> int:
     except InfeasibleError as exc:
         results["status"], results["error"], code = "infeasible", str(exc), 2
     except DmlError as exc:
-        results["status"], results["error"], code = "failed", str(exc), 1
+        results["status"], results["error"], code = "failed", one_line(exc), 1
     results["wall_time_s"] = round(time.time() - start, 2)
     write_results(run_dir, results)
     if code:
