@@ -10,7 +10,6 @@ import pytest
 import scipy.io
 from PIL import Image
 
-from dml.data import cars
 from dml.data.cars import load_cars196, mat_scalar, read_cars_annotations
 from dml.data.records import ImageListDataset
 from dml.errors import DmlError
@@ -110,23 +109,6 @@ def test_non_integer_class_names_record(tmp_path: Path) -> None:
     write_struct(path, {"relative_im_path": ["a.jpg", "b.jpg"], "class": [1, 1.5]})
     with pytest.raises(DmlError, match="annotation 2"):
         read_cars_annotations(path)
-
-
-def test_count_mismatch_warns_with_found_and_expected(root: Path) -> None:
-    with pytest.warns(UserWarning) as record:
-        load_cars196(root)
-    message = str(record[0].message)
-    assert str(root) in message
-    assert "found 6 train / 6 test" in message
-    assert "expected 8054 / 8131" in message
-
-
-def test_no_warning_when_counts_match(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cars, "CARS_EXPECTED", (6, 6))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        data = load_cars196(root)
-    assert (len(data.train), len(data.test)) == (6, 6)
 
 
 def test_missing_root_names_path_and_layout(tmp_path: Path) -> None:

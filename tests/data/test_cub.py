@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from dml.data import cub
 from dml.data.cub import load_cub200, read_cub_layout
 from dml.data.records import ImageListDataset
 from dml.errors import DmlError
@@ -60,23 +59,6 @@ def test_train_test_split_txt_is_ignored(root: Path) -> None:
     assert data == expected
     (root / "train_test_split.txt").unlink()
     assert load_quietly(root) == expected
-
-
-def test_count_mismatch_warns_with_found_and_expected(root: Path) -> None:
-    with pytest.warns(UserWarning) as record:
-        load_cub200(root)
-    message = str(record[0].message)
-    assert str(root) in message
-    assert "found 6 train / 6 test" in message
-    assert "expected 5864 / 5924" in message
-
-
-def test_no_warning_when_counts_match(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cub, "CUB_EXPECTED", (6, 6))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        data = load_cub200(root)
-    assert (len(data.train), len(data.test)) == (6, 6)
 
 
 def test_missing_root_names_path_and_layout(tmp_path: Path) -> None:
