@@ -83,6 +83,7 @@ def test_infeasible_alpha_beta_stops_with_both_bounds(tmp_path):
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     err = proc.stderr.strip().splitlines()
     assert len(err) == 1 and "lower" in err[0] and "upper" in err[0]
+    assert "re-run" not in proc.stdout  # stopped, not re-run
     res = results(tmp_path / "run")
     assert res["status"] == "infeasible" and len(res["history"]) == 0
 

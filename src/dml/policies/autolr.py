@@ -91,6 +91,7 @@ class AutoLRPolicy(LRPolicy):
         if epoch == 0 and self.trial == 0:
             self.v0 = v
             self._check_feasible(active)
+        self._echo_trial(epoch, score, accepted)
         if accepted:
             return self._accept(epoch, score, v, capped=False)
         self._remember_if_best(score, v)
@@ -188,12 +189,6 @@ class AutoLRPolicy(LRPolicy):
             "target": self._full_targets(),
         }
         self.trials_log.append(rec)
-        verdict = "accepted" if accepted else "re-run"
-        cmp = ">=" if accepted else "<"
-        self.ctx.echo(
-            f"[autolr] epoch {epoch} trial {self.trial}: score {score:.3f} {cmp} "
-            f"threshold {self.threshold:.3f} -> {verdict}"
-        )
         log = self.ctx.log_scalar
         log("autolr_trial/score", score, step)
         log("autolr_trial/threshold", self.threshold, step)
@@ -202,6 +197,14 @@ class AutoLRPolicy(LRPolicy):
             log(f"autolr_trial/lr/{name}", self.lrs[k], step)
             if rec["target"] is not None and rec["target"][k] is not None:
                 log(f"autolr_trial/target_x1e6/{name}", rec["target"][k] * 1e6, step)
+
+    def _echo_trial(self, epoch: int, score: float, accepted: bool) -> None:
+        verdict = "accepted" if accepted else "re-run"
+        cmp = ">=" if accepted else "<"
+        self.ctx.echo(
+            f"[autolr] epoch {epoch} trial {self.trial}: score {score:.3f} {cmp} "
+            f"threshold {self.threshold:.3f} -> {verdict}"
+        )
 
     def _log_epoch(self, rec: dict) -> None:
         lrs = " ".join(f"{n}={lr:.2e}" for n, lr in zip(self.unit_names, self.lrs))
