@@ -14,8 +14,9 @@ from tests.conftest import compose_cfg, tiny_trainer
 
 
 def autolr_cfg(**overrides):
+    """The autolr config with alpha = beta = 1 (feasible unless all variations are equal)."""
     cfg = OmegaConf.to_container(compose_cfg().autolr, resolve=True)
-    cfg.update(overrides)
+    cfg.update({"alpha": 1.0, "beta": 1.0, **overrides})
     return OmegaConf.create(cfg)
 
 
@@ -26,7 +27,7 @@ def log_gap(v: list[float], t: list[float]) -> float:
 
 def test_rejected_trial_reruns_closer_to_targets(tmp_path):
     # threshold above 1 rejects every trial, so the second trial runs with Eq. 16 LRs
-    policy = AutoLRPolicy(autolr_cfg(threshold=1.01, max_trials=2, alpha=1.0, beta=1.0), 0.05)
+    policy = AutoLRPolicy(autolr_cfg(threshold=1.01, max_trials=2), 0.05)
     trainer = tiny_trainer(policy, tmp_path)
     with pytest.warns(UserWarning, match="max_trials"):
         trainer.fit()
@@ -41,7 +42,7 @@ def test_rejected_trial_reruns_closer_to_targets(tmp_path):
 
 
 def test_restore_after_rejection_is_bit_exact(tmp_path):
-    policy = AutoLRPolicy(autolr_cfg(threshold=1.01, max_trials=2, alpha=1.0, beta=1.0), 0.05)
+    policy = AutoLRPolicy(autolr_cfg(threshold=1.01, max_trials=2), 0.05)
     trainer = tiny_trainer(policy, tmp_path)
     starts = []
     original = policy.begin_epoch
@@ -59,7 +60,7 @@ def test_restore_after_rejection_is_bit_exact(tmp_path):
 
 
 def test_max_trials_keeps_best_trial(tmp_path):
-    policy = AutoLRPolicy(autolr_cfg(threshold=1.01, max_trials=3, alpha=1.0, beta=1.0), 0.05)
+    policy = AutoLRPolicy(autolr_cfg(threshold=1.01, max_trials=3), 0.05)
     trainer = tiny_trainer(policy, tmp_path)
     kept = {}
     original = policy._remember_if_best
@@ -90,7 +91,7 @@ def test_infeasible_bounds_stop_after_first_trial(tmp_path):
 
 
 def test_zero_variation_unit_is_left_out_and_keeps_lr(tmp_path):
-    policy = AutoLRPolicy(autolr_cfg(threshold=1.01, max_trials=2, alpha=1.0, beta=1.0), 0.05)
+    policy = AutoLRPolicy(autolr_cfg(threshold=1.01, max_trials=2), 0.05)
     trainer = tiny_trainer(policy, tmp_path)
     for p in trainer.p.model.backbone.units[1].parameters():
         p.requires_grad_(False)  # frozen: its weights never move
@@ -104,7 +105,7 @@ def test_zero_variation_unit_is_left_out_and_keeps_lr(tmp_path):
 
 
 def test_accepted_trial_moves_on_and_threshold_decays(tmp_path):
-    policy = AutoLRPolicy(autolr_cfg(threshold=0.0, alpha=1.0, beta=1.0), 0.05)
+    policy = AutoLRPolicy(autolr_cfg(threshold=0.0), 0.05)
     trainer = tiny_trainer(policy, tmp_path, epochs=3)
     trainer.fit()
     assert [r["trials"] for r in policy.epochs_log] == [1, 1, 1]
@@ -115,8 +116,6 @@ def test_accepted_trial_moves_on_and_threshold_decays(tmp_path):
             threshold_decay=0.5,
             threshold_floor=0.3,
             max_trials=1,
-            alpha=1.0,
-            beta=1.0,
         ),
         0.05,
     )
@@ -135,8 +134,6 @@ def test_stem_and_head_lrs_follow_rules(tmp_path):
             head_lr=0.02,
             drop_epoch=1,
             drop_factor=0.1,
-            alpha=1.0,
-            beta=1.0,
         ),
         0.05,
     )
@@ -158,8 +155,8 @@ def test_clip_lr_bounds_and_non_finite():
 
 
 def test_state_dict_round_trip(tmp_path):
-    policy = AutoLRPolicy(autolr_cfg(threshold=0.0, alpha=1.0, beta=1.0), 0.05)
+    policy = AutoLRPolicy(autolr_cfg(threshold=0.0), 0.05)
     tiny_trainer(policy, tmp_path, epochs=2).fit()
-    other = AutoLRPolicy(autolr_cfg(threshold=0.0, alpha=1.0, beta=1.0), 0.05)
+    other = AutoLRPolicy(autolr_cfg(threshold=0.0), 0.05)
     other.load_state_dict(policy.state_dict())
     assert other.state_dict() == policy.state_dict()

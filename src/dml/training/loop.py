@@ -128,16 +128,17 @@ class Trainer:
             images, labels = next(batches)
             p.policy.step(epoch, step)
             loss = p.loss(p.model(images.to(p.device)), labels.to(p.device))
-            if not math.isfinite(loss.item()):
+            value = loss.item()  # one device sync per step
+            if not math.isfinite(value):
                 raise DivergedError(
-                    f"loss became {loss.item()} at epoch {epoch} step {step}; "
+                    f"loss became {value} at epoch {epoch} step {step}; "
                     "lower the learning rate (checkpoints already saved are intact)"
                 )
             p.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             p.optimizer.step()
-            total += loss.item()
-            self._log_step(loss.item(), bar)
+            total += value
+            self._log_step(value, bar)
         return total / max(1, self.steps)
 
     def _log_step(self, loss: float, bar) -> None:
