@@ -22,6 +22,11 @@ def clip_lr(new: float, old: float, lr_min: float, lr_max: float) -> float:
     return min(max(new, lr_min), lr_max)
 
 
+def finite_or_none(values: list[float]) -> list[float | None]:
+    """Values for JSON: a non-finite entry becomes None."""
+    return [x if math.isfinite(x) else None for x in values]
+
+
 class AutoLRPolicy(LRPolicy):
     """Per-unit LRs re-tuned by re-running an epoch until weight variations sort ascending."""
 
@@ -158,7 +163,7 @@ class AutoLRPolicy(LRPolicy):
             "threshold": self.threshold,
             "score": score,
             "lr": list(self.lrs),
-            "variation": [x if math.isfinite(x) else None for x in v],
+            "variation": finite_or_none(v),
             "target": self._full_targets(),
             "capped": capped,
         }
@@ -185,7 +190,7 @@ class AutoLRPolicy(LRPolicy):
             "threshold": self.threshold,
             "accepted": accepted,
             "lr": list(self.lrs),
-            "variation": [x if math.isfinite(x) else None for x in v],
+            "variation": finite_or_none(v),
             "target": self._full_targets(),
         }
         self.trials_log.append(rec)
