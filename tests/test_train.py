@@ -114,3 +114,58 @@ def test_other_losses_train(tmp_path, override):
     proc = train(tmp_path, override, "lr_policy=sgdr", "trainer.samples_per_class=3")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert results(tmp_path / "run")["status"] == "completed"
+
+
+def test_results_independent_of_workers_and_initial_independent_of_head(tmp_path):
+    # Bugs caught: augmentation drawn per worker (num_workers changes the numbers), and a
+    # "before" row measured through the randomly initialised head (it would move with seed).
+    import torch
+    import torchvision
+
+    weights = tmp_path / "backbone.pt"  # one fixed backbone: only the head depends on seed
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet18().state_dict(), weights)
+    common = (
+        "lr_policy=constant",
+        "trainer.epochs=1",
+        "trainer.save_checkpoints=false",
+        f"model.pretrained={weights}",
+    )
+    runs = {}
+    for name, extra in {
+        "w0": ("dataset.num_workers=0",),
+        "w2": ("dataset.num_workers=2",),
+        "s1": ("dataset.num_workers=0", "seed=1"),
+    }.items():
+        proc = train(tmp_path / name, *common, *extra)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        runs[name] = results(tmp_path / name / "run")
+    assert runs["w0"]["metrics"] == runs["w2"]["metrics"]
+    assert runs["w0"]["history"] == runs["w2"]["history"]
+    assert runs["s1"]["metrics"]["initial"] == runs["w0"]["metrics"]["initial"]
+    assert runs["s1"]["history"][0]["loss"] != runs["w0"]["history"][0]["loss"]
+
+
+def test_frozen_groups_keep_their_weights(tmp_path):
+    # Bug caught: trainer.freeze accepted but ignored (weight decay or momentum still moving
+    # the frozen weights), or freezing more than was named.
+    import torch
+
+    proc = train(
+        tmp_path, "lr_policy=constant", "trainer.epochs=1", "trainer.freeze=[stem,unit1]", "seed=3"
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    after = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=False)["model"]
+    from dml.run import build_model
+    from tests.conftest import compose_cfg
+
+    cfg = compose_cfg([*TINY, "seed=3"])
+    torch.manual_seed(3)
+    before = build_model(cfg).state_dict()
+    assert torch.equal(after["backbone.stem.0.weight"], before["backbone.stem.0.weight"])
+    assert torch.equal(
+        after["backbone.units.0.conv1.weight"], before["backbone.units.0.conv1.weight"]
+    )
+    assert not torch.equal(
+        after["backbone.units.1.conv1.weight"], before["backbone.units.1.conv1.weight"]
+    )

@@ -146,6 +146,7 @@ class TrainerConfig:
     log_every: int = 10
     max_steps_per_epoch: int = 0
     save_checkpoints: bool = True
+    freeze: list[str] = field(default_factory=list)
 
 
 @dataclass

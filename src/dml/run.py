@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from dml.data import ImageListDataset, RetrievalData, load_retrieval_data
-from dml.data.sampler import EpochBatchSampler
+from dml.data.sampler import EpochBatchSampler, SeededBatches
 from dml.data.transforms import eval_transform, train_transform
 from dml.errors import DmlError, InfeasibleError
 from dml.evaluation.embed import compute_embeddings, retrieval_metrics
@@ -25,7 +25,7 @@ from dml.models.backbones import load_imagenet, load_state_file
 from dml.policies import build_policy
 from dml.training.loop import Trainer, TrainerParts
 from dml.training.optim import build_optimizer
-from dml.training.param_groups import build_param_groups
+from dml.training.param_groups import build_param_groups, freeze_groups
 
 
 def seed_everything(seed: int) -> None:
@@ -97,7 +97,7 @@ def make_loaders(cfg: DictConfig, data: RetrievalData):
         train.targets, cfg.trainer.batch_size, cfg.trainer.samples_per_class, cfg.seed
     )
     workers = cfg.dataset.num_workers
-    train_loader = DataLoader(train, batch_sampler=sampler, num_workers=workers)
+    train_loader = DataLoader(train, batch_sampler=SeededBatches(sampler), num_workers=workers)
     test_loader = DataLoader(test, batch_size=cfg.eval.batch_size, num_workers=workers)
     return train, sampler, train_loader, test_loader
 
@@ -118,14 +118,17 @@ def train_run(cfg: DictConfig, run_dir: Path, results: dict) -> dict:
     groups, infos = build_param_groups(
         model, loss, cfg.optimizer.lr, cfg.optimizer.head_lr, cfg.loss.lr_mult
     )
+    freeze_groups(groups, list(cfg.trainer.freeze))
     optimizer = build_optimizer(cfg.optimizer, groups)
     policy = build_policy(cfg)
 
-    def evaluate(epoch: int) -> dict[str, float]:
-        emb, labels = compute_embeddings(model, test_loader, device, cfg.eval.flip)
+    def evaluate(epoch: int, feature: str = "embedding") -> dict[str, float]:
+        emb, labels = compute_embeddings(model, test_loader, device, cfg.eval.flip, feature)
         return retrieval_metrics(emb, labels, list(cfg.eval.ks), cfg.eval.map_at_r)
 
-    results["metrics"]["initial"] = evaluate(-1)
+    # what a user of the pretrained weights starts from: its pooled features, not a
+    # random projection of them through the untrained head
+    results["metrics"]["initial"] = evaluate(-1, "pooled")
     tqdm.write("before fine-tuning: " + _short(results["metrics"]["initial"]))
     logger = ScalarLogger(run_dir, cfg.logger.tensorboard)
     logger.scalars("eval_initial", results["metrics"]["initial"], 0)

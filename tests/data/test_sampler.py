@@ -43,3 +43,21 @@ def test_bad_sizes():
         EpochBatchSampler(LABELS, 500)
     with pytest.raises(DmlError, match="samples_per_class"):
         EpochBatchSampler(LABELS, 20, samples_per_class=3)
+
+
+def test_seeded_batches_key_augmentation_by_seed_epoch_and_position():
+    # Bug caught: seeds that ignore the epoch (same crops every epoch) or the position
+    # (every sample of a batch flipped alike), or that change between two passes.
+    from dml.data.sampler import SeededBatches, augment_seed
+
+    inner = EpochBatchSampler(LABELS, 20, seed=3)
+    keyed = SeededBatches(inner)
+    inner.set_epoch(4)
+    a = list(keyed)
+    assert [[i for i, _ in batch] for batch in a] == list(inner)
+    assert a == list(keyed)
+    seeds = [s for batch in a for _, s in batch]
+    assert len(set(seeds)) == 100
+    assert a[1][2][1] == augment_seed(3, 4, 22)
+    inner.set_epoch(5)
+    assert not set(seeds) & {s for batch in keyed for _, s in batch}

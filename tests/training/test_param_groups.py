@@ -26,3 +26,26 @@ def test_parameterless_loss_gets_no_group():
     model = EmbeddingNet(tiny_backbone(units=2), 8)
     groups, _ = build_param_groups(model, torch.nn.MSELoss(), lr=1e-3, head_lr=1e-2)
     assert [g["name"] for g in groups][-1] == "head"
+
+
+def test_freeze_groups_stops_gradients_only_in_named_groups():
+    # Bug caught: freezing the wrong unit (0- vs 1-based names) or every group.
+    import pytest
+
+    from dml.errors import DmlError
+    from dml.training.param_groups import freeze_groups
+
+    model = EmbeddingNet(tiny_backbone(units=3), 8)
+    groups, _ = build_param_groups(model, SoftmaxLoss(5, 8), lr=1e-3, head_lr=1e-2)
+    freeze_groups(groups, ["stem", "unit1"])
+    trainable = {g["name"]: any(p.requires_grad for p in g["params"]) for g in groups}
+    assert trainable == {
+        "stem": False,
+        "unit1": False,
+        "unit2": True,
+        "unit3": True,
+        "head": True,
+        "loss": True,
+    }
+    with pytest.raises(DmlError, match=r"unknown group\(s\) \['unit9'\].*'unit3'"):
+        freeze_groups(groups, ["unit9"])

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
@@ -49,7 +50,9 @@ class ImageListDataset(Dataset):
     def __len__(self) -> int:
         return len(self.split)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, item: int | tuple[int, int]):
+        """Image and label; an (index, seed) pair draws the augmentation from that seed."""
+        index, seed = item if isinstance(item, tuple) else (item, None)
         path = self.split.paths[index]
         try:
             with Image.open(path) as img:
@@ -57,8 +60,17 @@ class ImageListDataset(Dataset):
         except (OSError, UnidentifiedImageError) as exc:
             raise DmlError(f"cannot read image {path}: {exc}") from None
         if self.transform is not None:
-            image = self.transform(image)
+            image = self._transform(image, seed)
         return image, self.targets[index]
+
+    def _transform(self, image: Image.Image, seed: int | None):
+        if seed is None:
+            return self.transform(image)
+        # torchvision's random transforms draw from torch's global RNG: fork it so the
+        # caller's stream (model init, dropout) is untouched, whatever the worker count
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.transform(image)
 
 
 def split_by_class(split: Split, train_classes: set[int]) -> RetrievalData:

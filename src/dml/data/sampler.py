@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import torch
 from torch.utils.data import Sampler
 
@@ -69,3 +70,28 @@ class EpochBatchSampler(Sampler[list[int]]):
     def load_state_dict(self, state: dict) -> None:
         """Restore seed and epoch."""
         self.seed, self.epoch = state["seed"], state["epoch"]
+
+
+def augment_seed(seed: int, epoch: int, position: int) -> int:
+    """The augmentation seed of the sample drawn at `position` of `epoch`'s order."""
+    return int(np.random.SeedSequence([seed, epoch, position]).generate_state(1)[0])
+
+
+class SeededBatches(Sampler[list[tuple[int, int]]]):
+    """The batches of an EpochBatchSampler as (index, augmentation seed) pairs.
+
+    Keying augmentation by (seed, epoch, position) rather than by worker makes a run's
+    results independent of dataset.num_workers, and a re-run trial see the same crops.
+    """
+
+    def __init__(self, batches: EpochBatchSampler) -> None:
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        b = self.batches
+        for i, batch in enumerate(b):
+            start = i * b.batch_size
+            yield [(j, augment_seed(b.seed, b.epoch, start + k)) for k, j in enumerate(batch)]

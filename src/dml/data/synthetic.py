@@ -8,9 +8,17 @@ Two domains share one drawing vocabulary:
   shared by many classes, so coarse cues barely separate classes; classes differ in
   combinations of small details: cap colour, wing colour, number of wing bars, tail
   shape and a crest.
-* ``source`` (stands in for ImageNet pre-training): classes differ in coarse properties
-  (shape family, hue, light/dark shade, elongation) while the bird details are drawn at
-  random per image, so features learned there see the details but learn to ignore them.
+* ``source`` (stands in for ImageNet pre-training): the same birds, backgrounds and clutter
+  in two families of classes. *Colour* classes are labelled by body, cap and wing colour,
+  with wing bars, tail and crest drawn at random; *detail* classes are labelled by wing
+  bars, tail and crest, with the colours drawn at random. Every colour, part shape and
+  texture of the target is discriminative somewhere in the source (so low layers learn to
+  see all of them), but no source class is a combination of all six factors. No source
+  image looks exactly like a target class either: the 24 (bars, tail, crest) details of each
+  (body, cap, wing) are split once, half for target classes and half for source images.
+  The two families overlap (a colour-class image could have been drawn by a detail class),
+  so pre-training accuracy stays well below 100%, as it does on ImageNet's multi-object
+  photos; what matters is what the features learn.
 
 Every image is drawn from its own RNG stream keyed by (seed, domain, class, image index),
 so an image does not depend on how many classes or images were asked for, and the same
@@ -20,6 +28,7 @@ arguments always give byte-identical files.
 from __future__ import annotations
 
 import colorsys
+import functools
 import inspect
 import itertools
 import json
@@ -37,7 +46,7 @@ from PIL import Image, ImageDraw
 from dml.errors import DmlError
 
 # Bump whenever drawing or layout changes, so ensure_synthetic regenerates old copies.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 6
 METADATA_FILE = "dml_synthetic.json"
 DOMAINS = ("target", "source")
 MIN_IMAGE_SIZE = 16
@@ -72,24 +81,11 @@ TAIL_SHAPES = ("Fan", "Fork", "Spike")
 CRESTS = ("Plain", "Crested")
 WING_BARS = (0, 1, 2, 3)
 
-# --- source factors: coarse shape, colour and elongation ----------------------------------------
-SHAPES = ("Ellipse", "Box", "Triangle", "Star", "Ring", "Cross", "Hexagon", "Diamond")
-HUES: dict[str, float] = {
-    "Red": 0.0,
-    "Orange": 0.07,
-    "Amber": 0.12,
-    "Yellow": 0.16,
-    "Lime": 0.24,
-    "Green": 0.33,
-    "Teal": 0.45,
-    "Cyan": 0.52,
-    "Azure": 0.58,
-    "Blue": 0.65,
-    "Violet": 0.76,
-    "Magenta": 0.87,
-}
-SHADES: dict[str, float] = {"Light": 0.92, "Dark": 0.55}  # HSV value
-ELONGATIONS: dict[str, float] = {"Round": 1.0, "Long": 1.6, "Slender": 2.5}
+# Which (bars, tail, crest) details may define a target class, per (body, cap, wing): a
+# fixed half of the 24, the same for every seed, so no source image (drawn from the other
+# half) ever shows a target class's full combination of factors.
+_PARTITION_SEED = 20260
+DETAILS = list(itertools.product(WING_BARS, TAIL_SHAPES, CRESTS))
 
 # --- nuisances (shared by both domains) ----------------------------------------------------
 SUPERSAMPLE = 3  # draw at 3x and box-downsample: cheap antialiasing
@@ -119,49 +115,56 @@ def class_attributes(domain: str, num_classes: int, seed: int = 0) -> list[dict[
 def max_classes(domain: str) -> int:
     """Largest num_classes the domain supports."""
     _check_domain(domain)
-    if domain == "target":
-        factors = (BODY_COLOURS, CAP_COLOURS, WING_COLOURS, WING_BARS, TAIL_SHAPES, CRESTS)
-        return math.prod(len(f) for f in factors)
-    return len(HUES) * len(SHADES) * len(SHAPES) * len(ELONGATIONS)
+    coarse = len(_coarse_combos())
+    return coarse * len(DETAILS) // 2 if domain == "target" else coarse + len(DETAILS)
 
 
 def class_name(attributes: dict[str, Any], domain: str) -> str:
     """Filesystem-safe class name built from its attributes, e.g. Grey_Redcap_..._Crested."""
-    if domain == "source":
-        a = attributes
-        return f"{a['shade']}_{a['hue']}_{a['elongation']}_{a['shape']}"
-    name = (
-        f"{attributes['body']}_{attributes['cap']}cap_{attributes['wing']}wing_"
-        f"{attributes['bars']}bar_{attributes['tail']}tail"
-    )
-    return f"{name}_Crested" if attributes["crest"] == "Crested" else name
+    a = attributes
+    colours = f"{a['body']}_{a['cap']}cap_{a['wing']}wing" if "body" in a else "Detail"
+    if domain == "source" and a["family"] == "colour":
+        return colours
+    name = f"{colours}_{a['bars']}bar_{a['tail']}tail"
+    return f"{name}_Crested" if a["crest"] == "Crested" else name
+
+
+def _coarse_combos() -> list[tuple[str, str, str]]:
+    return list(itertools.product(BODY_COLOURS, CAP_COLOURS, WING_COLOURS))
+
+
+@functools.cache
+def target_details(body: str, cap: str, wing: str) -> list[tuple[int, str, str]]:
+    """The 12 (bars, tail, crest) details that may define a target class with these colours."""
+    # Seeded by the colours alone: the split never depends on a dataset's seed or size.
+    codes = [list(BODY_COLOURS).index(body), list(CAP_COLOURS).index(cap)]
+    codes.append(list(WING_COLOURS).index(wing))
+    rng = np.random.default_rng([_PARTITION_SEED, *codes])
+    keep = np.sort(rng.permutation(len(DETAILS))[: len(DETAILS) // 2])
+    return [DETAILS[i] for i in keep]
+
+
+def source_details(body: str, cap: str, wing: str) -> list[tuple[int, str, str]]:
+    """The other 12 details: what a source image with these colours may show."""
+    taken = set(target_details(body, cap, wing))
+    return [d for d in DETAILS if d not in taken]
 
 
 def _target_rows(rng: np.random.Generator) -> list[dict[str, Any]]:
-    # Every combination is a class, so close classes differ in a single detail (2 vs 3
-    # wing bars, a crest or not), as sister species do.
+    # Half of all combinations are classes, so close classes differ in a single detail
+    # (2 vs 3 wing bars, a crest or not), as sister species do.
     rows = [
         {"body": body, "cap": cap, "wing": wing, "bars": bars, "tail": tail, "crest": crest}
-        for body, cap, wing, bars, tail, crest in itertools.product(
-            BODY_COLOURS, CAP_COLOURS, WING_COLOURS, WING_BARS, TAIL_SHAPES, CRESTS
-        )
+        for body, cap, wing in _coarse_combos()
+        for bars, tail, crest in target_details(body, cap, wing)
     ]
     return [rows[i] for i in rng.permutation(len(rows))]
 
 
 def _source_rows(rng: np.random.Generator) -> list[dict[str, Any]]:
-    # Colour cycles fastest and form (shape, elongation) is offset by the cycle number, so
-    # the first 24 classes all differ in colour and in form: coarse cues separate them.
-    colours = list(itertools.product(HUES, SHADES))
-    forms = list(itertools.product(SHAPES, ELONGATIONS))
-    colours = [colours[i] for i in rng.permutation(len(colours))]
-    forms = [forms[i] for i in rng.permutation(len(forms))]
-    rows = []
-    for k in range(len(colours) * len(forms)):
-        hue, shade = colours[k % len(colours)]
-        shape, elongation = forms[(k // len(colours) + k) % len(forms)]
-        rows.append({"shape": shape, "hue": hue, "shade": shade, "elongation": elongation})
-    return rows
+    rows = [{"family": "colour", "body": b, "cap": c, "wing": w} for b, c, w in _coarse_combos()]
+    rows += [{"family": "detail", "bars": b, "tail": t, "crest": c} for b, t, c in DETAILS]
+    return [rows[i] for i in rng.permutation(len(rows))]
 
 
 # --- public entry points -----------------------------------------------------------------
@@ -486,9 +489,9 @@ def _target_parts(attrs: dict[str, Any], rng: np.random.Generator) -> list[Part]
     parts.append((_ellipse((0.31, -0.14), 0.16, 0.16), body))
     if attrs["crest"] == "Crested":
         parts += _crest(dark, head=(0.31, -0.14), radius=0.16)
-    parts.append((_ellipse((0.34, -0.2), 0.105, 0.08), cap))
+    parts.append((_ellipse((0.34, -0.21), 0.12, 0.09), cap))
     parts += _beak(tip=(0.6, -0.1), base=(0.44, -0.12))
-    parts += _wing(attrs["wing"], attrs["bars"], centre=(-0.07, 0.0), half=(0.23, 0.11), rng=rng)
+    parts += _wing(attrs["wing"], attrs["bars"], centre=(-0.07, 0.0), half=(0.26, 0.13), rng=rng)
     return parts
 
 
@@ -517,7 +520,7 @@ def _crest(colour: RGB, head: tuple[float, float], radius: float) -> list[Part]:
         a = math.radians(angle)
         base = (hx + 0.8 * radius * math.cos(a), hy + 0.8 * radius * math.sin(a))
         tip = (hx + 2.0 * radius * math.cos(a - 0.35), hy + 2.0 * radius * math.sin(a - 0.35))
-        parts.append((_bar(base, tip, 0.05, taper=True), colour))
+        parts.append((_bar(base, tip, 0.08, taper=True), colour))
     return parts
 
 
@@ -542,81 +545,27 @@ def _wing(
     for i in range(bars):
         x = cx + (i - (bars - 1) / 2) * spacing
         top, bottom = (x + 0.015, cy - half[1] * 0.8), (x - 0.015, cy + half[1] * 0.8)
-        parts.append((_bar(top, bottom, 0.05), bar_colour))
+        parts.append((_bar(top, bottom, 0.075), bar_colour))
     return parts
 
 
-# --- source: coarse shapes with random bird details --------------------------------------
+# --- source: the same birds, labelled by their colours only ----------------------------
+
+
+def source_image_attributes(attrs: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    """All six factors of one source image: the class's own, the others drawn at random."""
+    if attrs["family"] == "detail":
+        details = (attrs["bars"], attrs["tail"], attrs["crest"])
+        options = [c for c in _coarse_combos() if details in source_details(*c)]
+        body, cap, wing = options[int(rng.integers(len(options)))]
+        return {**attrs, "body": body, "cap": cap, "wing": wing}
+    options = source_details(attrs["body"], attrs["cap"], attrs["wing"])
+    bars, tail, crest = options[int(rng.integers(len(options)))]
+    return {**attrs, "bars": bars, "tail": tail, "crest": crest}
 
 
 def _source_parts(attrs: dict[str, Any], rng: np.random.Generator) -> list[Part]:
-    """Coarse shape from attrs; cap, wing, bars, tail and crest drawn at random (nuisance)."""
-    elongation = ELONGATIONS[attrs["elongation"]]
-    half_w = 0.42
-    half_h = half_w / elongation
-    value = SHADES[attrs["shade"]] + rng.uniform(-0.05, 0.05)
-    colour = _hsv(HUES[attrs["hue"]] + rng.normal(0.0, 0.01), rng.uniform(0.6, 0.8), value)
-    dark = _scale(colour, 0.6)
-    parts: list[Part] = []
-    if rng.random() < 0.7:
-        parts += _tail(str(rng.choice(TAIL_SHAPES)), dark, anchor=(-half_w * 0.8, 0.0))
-    parts += _shape(attrs["shape"], half_w, half_h, colour)
-    parts += _random_details(half_w, half_h, dark, rng)
-    return parts
-
-
-def _random_details(
-    half_w: float, half_h: float, dark: RGB, rng: np.random.Generator
-) -> list[Part]:
-    parts: list[Part] = []
-    if rng.random() < 0.5:
-        parts += _crest(dark, head=(half_w * 0.5, -half_h * 0.9), radius=0.12)
-    if rng.random() < 0.7:
-        cap = CAP_COLOURS[str(rng.choice(list(CAP_COLOURS)))]
-        parts.append((_ellipse((half_w * 0.55, -half_h * 0.35), 0.1, 0.075), cap))
-    if rng.random() < 0.7:
-        wing, bars = str(rng.choice(list(WING_COLOURS))), int(rng.choice(WING_BARS))
-        half = (min(0.25, half_w * 0.6), min(0.12, half_h * 0.6))
-        parts += _wing(wing, bars, centre=(-half_w * 0.15, half_h * 0.1), half=half, rng=rng)
-    return parts
-
-
-def _shape(shape: str, half_w: float, half_h: float, colour: RGB) -> list[Part]:
-    scale = np.array([half_w, half_h])
-    if shape == "Ellipse":
-        return [(_ellipse((0.0, 0.0), half_w, half_h), colour)]
-    if shape == "Ring":
-        # The hole is a dark shade, not cut out: the ring stays one colour family.
-        return [
-            (_ellipse((0.0, 0.0), half_w, half_h), colour),
-            (_ellipse((0.0, 0.0), half_w * 0.5, half_h * 0.5), _scale(colour, 0.35)),
-        ]
-    if shape == "Cross":
-        return [
-            (np.array([(-1, -0.3), (1, -0.3), (1, 0.3), (-1, 0.3)]) * scale, colour),
-            (np.array([(-0.3, -1), (0.3, -1), (0.3, 1), (-0.3, 1)]) * scale, colour),
-        ]
-    return [(_UNIT_POLYGONS[shape] * scale, colour)]
-
-
-def _star(points: int, inner: float) -> np.ndarray:
-    angles = np.linspace(0.0, 2.0 * math.pi, 2 * points, endpoint=False) - math.pi / 2
-    radii = np.where(np.arange(2 * points) % 2 == 0, 1.0, inner)
-    return np.stack([np.cos(angles) * radii, np.sin(angles) * radii], axis=1)
-
-
-def _regular(sides: int) -> np.ndarray:
-    angles = np.linspace(0.0, 2.0 * math.pi, sides, endpoint=False)
-    return np.stack([np.cos(angles), np.sin(angles)], axis=1)
-
-
-_UNIT_POLYGONS: dict[str, np.ndarray] = {
-    "Box": np.array([(-1.0, -1.0), (1.0, -1.0), (1.0, 1.0), (-1.0, 1.0)]),
-    "Triangle": np.array([(-1.0, 1.0), (0.0, -1.0), (1.0, 1.0)]),
-    "Star": _star(5, 0.45),
-    "Hexagon": _regular(6),
-    "Diamond": _regular(4),
-}
+    return _target_parts(source_image_attributes(attrs, rng), rng)
 
 
 # --- geometry and colour helpers ---------------------------------------------------------

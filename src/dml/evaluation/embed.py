@@ -7,21 +7,35 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from dml.models.embedding import EmbeddingNet
+
+FEATURES = ("embedding", "pooled")
+
 
 @torch.no_grad()
 def compute_embeddings(
-    model: nn.Module, loader: DataLoader, device: torch.device, flip: bool = False
+    model: EmbeddingNet,
+    loader: DataLoader,
+    device: torch.device,
+    flip: bool = False,
+    feature: str = "embedding",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Embeddings (float32, n x d) and labels; flip averages with the mirrored image."""
+    """Features (float32, n x d) and labels; flip averages with the mirrored image.
+
+    feature: "embedding" (the head's output) or "pooled" (the backbone's pooled features).
+    """
+    if feature not in FEATURES:
+        raise ValueError(f"feature must be one of {FEATURES}, got {feature!r}")
+    forward = model if feature == "embedding" else model.pooled
     was_training = model.training
     model.eval()
     feats, labels = [], []
     for images, targets in loader:
         images = images.to(device, non_blocking=True)
-        emb = model(images)
+        emb = forward(images)
         if flip:
             emb = nn.functional.normalize(emb, dim=1) + nn.functional.normalize(
-                model(torch.flip(images, dims=[3])), dim=1
+                forward(torch.flip(images, dims=[3])), dim=1
             )
         feats.append(emb.float().cpu())
         labels.append(torch.as_tensor(targets))

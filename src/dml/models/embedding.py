@@ -34,5 +34,9 @@ class EmbeddingNet(nn.Module):
             return x.amax(dim=(2, 3))
         return x.mean(dim=(2, 3)) + x.amax(dim=(2, 3))
 
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone's pooled features, before the embedding head."""
+        return self.pool(self.backbone(x))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.pool(self.backbone(x)))
+        return self.head(self.pooled(x))

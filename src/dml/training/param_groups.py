@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from dml.errors import DmlError
 from dml.models.embedding import EmbeddingNet
 
 
@@ -39,3 +40,15 @@ def build_param_groups(
         for info, params, group_lr in specs
     ]
     return groups, [info for info, _, _ in specs]
+
+
+def freeze_groups(groups: list[dict], names: list[str]) -> None:
+    """Stop gradients to the named param groups (e.g. stem, unit1); their weights stay put."""
+    known = [g["name"] for g in groups]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise DmlError(f"trainer.freeze names unknown group(s) {unknown}: expected some of {known}")
+    for group in groups:
+        if group["name"] in names:
+            for param in group["params"]:
+                param.requires_grad_(False)

@@ -1,0 +1,85 @@
+"""scripts/check_synthetic.py over finished runs: metrics worked out by hand, through files."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+spec = importlib.util.spec_from_file_location("check", ROOT / "scripts" / "check_synthetic.py")
+check = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(check)
+
+CURVES = {  # R@1 in points per epoch, seeds 0 and 1
+    "constant": ([70, 80], [72, 78]),
+    "step": ([75, 81], [79, 79]),
+    "autolr": ([60, 70], [66, 70]),
+    "freeze_lower": ([70, 78], [70, 77]),
+    "freeze_upper": ([60, 70], [60, 72]),
+    "freeze_stem_lower": ([60, 69], [60, 69]),
+}
+V0 = ([7, 6, 5, 4, 3, 2, 1], [1, 2, 3, 4, 5, 6, 7])  # scores 1/49 and 1
+
+
+def _write_runs(out: Path) -> None:
+    for name, curves in CURVES.items():
+        for seed, curve in enumerate(curves):
+            res = {
+                "status": "completed",
+                "metrics": {"initial": {"R@1": 0.632}},
+                "history": [{"epoch": e, "R@1": r / 100} for e, r in enumerate(curve)],
+            }
+            if name == "autolr":
+                res["autolr"] = {
+                    "trials": [{"variation": V0[seed]}],
+                    "epochs": [{"lr": [seed + 1.0] * 7}],
+                }
+            (out / f"{name}_seed{seed}").mkdir(parents=True)
+            (out / f"{name}_seed{seed}" / "results.json").write_text(json.dumps(res))
+
+
+def test_plan_freezes_lower_or_upper_half_of_the_units():
+    # Bug caught: halves off by one (unit 4 of 7 frozen in both) or of unequal size.
+    runs = check.plan_runs(seeds=1, units=7, epochs=8)
+    assert runs["freeze_lower_seed0"][1] == "trainer.freeze=[unit1,unit2,unit3]"
+    assert runs["freeze_upper_seed0"][1] == "trainer.freeze=[unit5,unit6,unit7]"
+    assert runs["freeze_stem_lower_seed0"][1] == "trainer.freeze=[stem,unit1,unit2,unit3]"
+    assert runs["step_seed0"] == ["lr_policy=step", "lr_policy.drop_epoch=6", "seed=0"]
+    assert runs["autolr_seed0"] == ["lr_policy=autolr", "autolr.drop_epoch=6", "seed=0"]
+    assert len(runs) == 6
+
+
+def test_metrics_from_finished_runs(tmp_path, monkeypatch):
+    # Bugs caught: ratio against the wrong run, population instead of sample std, the gain
+    # taken over the whole run, a failed target reported as met. Numbers by hand above.
+    _write_runs(tmp_path / "runs")
+    report_path = tmp_path / "check.json"
+    argv = ["check", "--seeds", "2", "--no-probe", "--json", str(report_path)]
+    argv += ["--out", str(tmp_path / "runs")]
+    monkeypatch.setattr(sys, "argv", argv)
+    assert check.main() == 1  # v0_score and last_epoch_gain miss their targets
+    report = json.loads(report_path.read_text())
+    assert report["units"] == 7
+    assert report["pooled_R@1"] == pytest.approx(63.2)
+    assert report["transfer_ratio"] == pytest.approx(63.2 / 79)
+    assert report["freeze_lower_cost"] == pytest.approx(79 - 77.5)
+    assert report["freeze_upper_cost"] == pytest.approx(79 - 71)
+    assert report["freeze_stem_lower_cost"] == pytest.approx(79 - 69)
+    assert report["v0_score"] == pytest.approx((1 / 49 + 1) / 2)
+    assert report["seed_std"] == pytest.approx({"constant": 2**0.5, "step": 2**0.5, "autolr": 0})
+    assert report["last_epoch_gain"] == pytest.approx({"constant": 8, "step": 3, "autolr": 7})
+    assert report["final_R@1"]["autolr"]["mean"] == pytest.approx(70)
+    assert report["autolr_final_lrs"] == [[1.0] * 7, [2.0] * 7]
+    assert report["passed"] == {
+        "transfer_ratio": True,
+        "freeze_lower_cost": True,
+        "v0_score": False,
+        "seed_std": True,
+        "last_epoch_gain": False,
+        "freeze_lower_below_upper": True,
+    }
+    assert report["all_passed"] is False
