@@ -254,8 +254,42 @@ def main() -> int:
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")
+    plot_report(report, out / "check_synthetic.png")
     _print_report(report)
+    print(f"plot: {out / 'check_synthetic.png'}")
     return 0 if report["all_passed"] else 1
+
+
+def plot_report(report: dict, path: Path) -> None:
+    """R@1 per epoch of each kind of run (mean over seeds), and the per-unit probes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    probes = report.get("unit_probe", {})
+    fig, axes = plt.subplots(1, 1 + len(probes), figsize=(5 + 4 * len(probes), 4), squeeze=False)
+    ax = axes[0][0]
+    kinds = sorted({name.rsplit("_seed", 1)[0] for name in report["curves_R@1"]})
+    for kind in kinds:
+        curves = np.array(
+            [c for n, c in report["curves_R@1"].items() if n.startswith(kind + "_seed")]
+        )
+        mean, std = curves.mean(axis=0), curves.std(axis=0)
+        epochs = np.arange(len(mean))
+        ax.plot(epochs, mean, label=f"{kind} ({mean[-1]:.1f})")
+        ax.fill_between(epochs, mean - std, mean + std, alpha=0.2)
+    ax.axhline(report["pooled_R@1"], color="grey", linestyle=":", label="pretrained pooled")
+    ax.set(xlabel="epoch", ylabel="test R@1 (%)", title=f"{report['seeds']} seeds, mean ± std")
+    ax.legend(fontsize=7)
+    for ax, (name, accs) in zip(axes[0][1:], probes.items()):
+        for factor, values in accs.items():
+            ax.plot(np.arange(1, len(values) + 1), values, marker="o", label=factor)
+        ax.set(xlabel="unit", ylabel="probe accuracy (test classes)", title=name, ylim=(0, 1))
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _print_report(report: dict) -> None:

@@ -46,9 +46,9 @@ class ModelConfig:
 class PretrainConfig:
     """Synthetic source-domain pre-training (the offline stand-in for ImageNet weights)."""
 
-    num_classes: int = 40
-    images_per_class: int = 40
-    epochs: int = 4
+    num_classes: int = 48
+    images_per_class: int = 50
+    epochs: int = 15
     batch_size: int = 64
     lr: float = 2e-3
     seed: int = 0

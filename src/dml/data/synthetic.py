@@ -8,17 +8,13 @@ Two domains share one drawing vocabulary:
   shared by many classes, so coarse cues barely separate classes; classes differ in
   combinations of small details: cap colour, wing colour, number of wing bars, tail
   shape and a crest.
-* ``source`` (stands in for ImageNet pre-training): the same birds, backgrounds and clutter
-  in two families of classes. *Colour* classes are labelled by body, cap and wing colour,
-  with wing bars, tail and crest drawn at random; *detail* classes are labelled by wing
-  bars, tail and crest, with the colours drawn at random. Every colour, part shape and
-  texture of the target is discriminative somewhere in the source (so low layers learn to
-  see all of them), but no source class is a combination of all six factors. No source
-  image looks exactly like a target class either: the 24 (bars, tail, crest) details of each
-  (body, cap, wing) are split once, half for target classes and half for source images.
-  The two families overlap (a colour-class image could have been drawn by a detail class),
-  so pre-training accuracy stays well below 100%, as it does on ImageNet's multi-object
-  photos; what matters is what the features learn.
+* ``source`` (stands in for ImageNet pre-training): the same birds, backgrounds and clutter.
+  Each of its 48 classes is a fixed random group of 9 full combinations of the six
+  factors, so telling source classes apart needs every colour and every detail (low
+  layers learn to see all of them), while the groups follow no factor (high layers learn
+  an organisation that the target does not share). No source image looks exactly like a
+  target class: the 24 (bars, tail, crest) details of each (body, cap, wing) are split
+  once, half for target classes and half for source combinations.
 
 Every image is drawn from its own RNG stream keyed by (seed, domain, class, image index),
 so an image does not depend on how many classes or images were asked for, and the same
@@ -46,7 +42,7 @@ from PIL import Image, ImageDraw
 from dml.errors import DmlError
 
 # Bump whenever drawing or layout changes, so ensure_synthetic regenerates old copies.
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 METADATA_FILE = "dml_synthetic.json"
 DOMAINS = ("target", "source")
 MIN_IMAGE_SIZE = 16
@@ -116,16 +112,16 @@ def max_classes(domain: str) -> int:
     """Largest num_classes the domain supports."""
     _check_domain(domain)
     coarse = len(_coarse_combos())
-    return coarse * len(DETAILS) // 2 if domain == "target" else coarse + len(DETAILS)
+    half = coarse * len(DETAILS) // 2
+    return half if domain == "target" else half // SOURCE_GROUP
 
 
 def class_name(attributes: dict[str, Any], domain: str) -> str:
     """Filesystem-safe class name built from its attributes, e.g. Grey_Redcap_..._Crested."""
     a = attributes
-    colours = f"{a['body']}_{a['cap']}cap_{a['wing']}wing" if "body" in a else "Detail"
-    if domain == "source" and a["family"] == "colour":
-        return colours
-    name = f"{colours}_{a['bars']}bar_{a['tail']}tail"
+    if domain == "source":
+        return f"Group{a['group']:02d}"
+    name = f"{a['body']}_{a['cap']}cap_{a['wing']}wing_{a['bars']}bar_{a['tail']}tail"
     return f"{name}_Crested" if a["crest"] == "Crested" else name
 
 
@@ -161,9 +157,28 @@ def _target_rows(rng: np.random.Generator) -> list[dict[str, Any]]:
     return [rows[i] for i in rng.permutation(len(rows))]
 
 
+SOURCE_GROUP = 9  # full combinations per source class
+
+
 def _source_rows(rng: np.random.Generator) -> list[dict[str, Any]]:
-    rows = [{"family": "colour", "body": b, "cap": c, "wing": w} for b, c, w in _coarse_combos()]
-    rows += [{"family": "detail", "bars": b, "tail": t, "crest": c} for b, t, c in DETAILS]
+    # Each class is a fixed random group of source-half combinations: telling classes apart
+    # needs every factor, but the groups follow no factor, unlike target classes.
+    combos = [
+        (body, cap, wing, *details)
+        for body, cap, wing in _coarse_combos()
+        for details in source_details(body, cap, wing)
+    ]
+    order = np.random.default_rng([_PARTITION_SEED, 1]).permutation(len(combos))
+    keys = ("body", "cap", "wing", "bars", "tail", "crest")
+    rows = [
+        {
+            "group": g + 1,
+            "members": [
+                dict(zip(keys, combos[i])) for i in order[g * SOURCE_GROUP : (g + 1) * SOURCE_GROUP]
+            ],
+        }
+        for g in range(len(combos) // SOURCE_GROUP)
+    ]
     return [rows[i] for i in rng.permutation(len(rows))]
 
 
@@ -553,15 +568,12 @@ def _wing(
 
 
 def source_image_attributes(attrs: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
-    """All six factors of one source image: the class's own, the others drawn at random."""
-    if attrs["family"] == "detail":
-        details = (attrs["bars"], attrs["tail"], attrs["crest"])
-        options = [c for c in _coarse_combos() if details in source_details(*c)]
-        body, cap, wing = options[int(rng.integers(len(options)))]
-        return {**attrs, "body": body, "cap": cap, "wing": wing}
-    options = source_details(attrs["body"], attrs["cap"], attrs["wing"])
-    bars, tail, crest = options[int(rng.integers(len(options)))]
-    return {**attrs, "bars": bars, "tail": tail, "crest": crest}
+    """All six factors of one source image: one member of its class's group, at random."""
+    members = attrs["members"]
+    return {
+        k: (int(v) if k == "bars" else v)
+        for k, v in members[int(rng.integers(len(members)))].items()
+    }
 
 
 def _source_parts(attrs: dict[str, Any], rng: np.random.Generator) -> list[Part]:
