@@ -26,11 +26,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 import dml.config  # noqa: F401  (registers the config schemas)
 from dml.autolr.rules import sorting_score
+from dml.cli import quote_numeric_choices
 from dml.data import ImageListDataset, load_retrieval_data
 from dml.data.synthetic import METADATA_FILE
 from dml.data.transforms import eval_transform
@@ -75,12 +77,11 @@ def parse_args() -> argparse.Namespace:
 
 def twin_shape(overrides: list[str]) -> tuple[int, int]:
     """(units in play after pruning, epochs) of the twin with these overrides."""
-    with initialize_config_dir(str(ROOT / "configs"), version_base=None):
-        cfg = compose("train", overrides=overrides)
+    with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose("train", overrides=quote_numeric_choices(overrides))
     total = make_backbone(build_torchvision(cfg.model.arch, cfg.model.last_stride)).num_units
-    return units_to_keep(
-        total, list(cfg.pruning.units), cfg.pruning.remove_last
-    ), cfg.trainer.epochs
+    kept = units_to_keep(total, list(cfg.pruning.units), cfg.pruning.remove_last)
+    return kept, cfg.trainer.epochs
 
 
 def plan_runs(seeds: int, units: int, epochs: int) -> dict[str, list[str]]:
@@ -119,8 +120,10 @@ def run_one(name: str, args: list[str], out: Path) -> dict:
         cmd = [sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={run_dir}"]
         cmd.append("logger.progress=false")
         print(f"[check] {name}: {' '.join(args)}", flush=True)
-        log = (out / f"{name}.log").open("w")
-        subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=False)
+        with (out / f"{name}.log").open("w") as log:
+            subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=False)
+    if not results.is_file():
+        raise SystemExit(f"error: run {name} wrote no results.json; see {out / name}.log")
     data = json.loads(results.read_text())
     if data["status"] != "completed":
         raise SystemExit(f"error: run {name} ended {data['status']}: {data.get('error')}")
@@ -229,7 +232,10 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     args.json = args.json.resolve()
     os.chdir(ROOT)  # the runs' configs hold data paths relative to the project root
-    units, epochs = twin_shape(args.overrides)
+    try:
+        units, epochs = twin_shape(args.overrides)
+    except HydraException as exc:
+        raise SystemExit(f"error: bad override: {str(exc).splitlines()[0]}") from None
     start = time.time()
     runs = plan_runs(args.seeds, units, epochs)
     results = {

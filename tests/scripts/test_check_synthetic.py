@@ -83,3 +83,28 @@ def test_metrics_from_finished_runs(tmp_path, monkeypatch):
         "freeze_lower_below_upper": True,
     }
     assert report["all_passed"] is False
+
+
+def test_misspelt_override_is_one_line_and_runs_nothing(tmp_path):
+    # Bug caught: a typo reaching the runs (18 failed subprocesses) or a Hydra traceback.
+    import subprocess
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "check_synthetic.py"),
+            "--json",
+            str(tmp_path / "c.json"),
+            "--out",
+            str(tmp_path / "runs"),
+            "trainer.epoch=3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "error: bad override: Could not override 'trainer.epoch'."
+    ]
+    assert not list((tmp_path / "runs").iterdir()) and not (tmp_path / "c.json").exists()
