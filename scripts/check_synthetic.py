@@ -3,7 +3,8 @@
 Runs the default twin (`python train.py`, each run a subprocess) with a single LR
 (constant), step decay and AutoLR over several seeds, plus single-LR runs with the lower or
 upper half of the units frozen (K // 2 units each; the stem is not a unit, and a third run
-freezes it with the lower half), and writes the premise metrics to a JSON file:
+freezes it with the lower half), and AutoLR with the stem at 50x unit 1's LR (the
+diagnostic that explained AutoLR's deficit), and writes the premise metrics to a JSON file:
 
     python scripts/check_synthetic.py --seeds 3 --json check.json
 
@@ -91,6 +92,8 @@ def plan_runs(seeds: int, units: int, epochs: int) -> dict[str, list[str]]:
         "constant": ["lr_policy=constant"],
         "step": ["lr_policy=step", f"lr_policy.drop_epoch={drop}"],
         "autolr": ["lr_policy=autolr", f"autolr.drop_epoch={drop}"],
+        # diagnostic: AutoLR with the stem free to move (50x unit 1's LR, not 0.5x)
+        "autolr_stem": ["lr_policy=autolr", f"autolr.drop_epoch={drop}", "autolr.stem_factor=50"],
     }
     half = units // 2
     lower = [f"unit{k}" for k in range(1, half + 1)]
@@ -146,6 +149,7 @@ def summarise(results: dict[str, dict], seeds: int) -> dict:
 
     pooled = 100 * results["constant_seed0"]["metrics"]["initial"]["R@1"]
     final = {p: finals(p) for p in POLICIES}
+    stem = finals("autolr_stem")
     mean = {p: statistics.fmean(v) for p, v in final.items()}
     gains = {
         p: statistics.fmean(
@@ -166,6 +170,7 @@ def summarise(results: dict[str, dict], seeds: int) -> dict:
         "seed_std": {p: spread(v) for p, v in final.items()},
         "last_epoch_gain": gains,
         "final_R@1": {p: {"mean": mean[p], "std": spread(v), "runs": v} for p, v in final.items()},
+        "autolr_stem_R@1": {"mean": statistics.fmean(stem), "std": spread(stem), "runs": stem},
         "autolr_final_lrs": _autolr_lrs(results, seeds),
         "curves_R@1": {name: r1_curve(r) for name, r in results.items()},
     }
@@ -310,6 +315,8 @@ def _print_report(report: dict) -> None:
             f"{policy:9s} final R@1 {row['mean']:.2f} ± {row['std']:.2f}  "
             f"last_epoch_gain {gain:+.2f}  runs {[round(v, 2) for v in row['runs']]}"
         )
+    stem = report["autolr_stem_R@1"]
+    print(f"autolr, stem at 50x unit 1: final R@1 {stem['mean']:.2f} ± {stem['std']:.2f}")
     failed = [k for k, ok in report["passed"].items() if not ok]
     print("all targets met" if not failed else f"targets missed: {', '.join(failed)}")
 

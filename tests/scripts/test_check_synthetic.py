@@ -21,6 +21,7 @@ CURVES = {  # R@1 in points per epoch, seeds 0 and 1
     "freeze_lower": ([70, 78], [70, 77]),
     "freeze_upper": ([60, 70], [60, 72]),
     "freeze_stem_lower": ([60, 69], [60, 69]),
+    "autolr_stem": ([60, 80], [60, 84]),
 }
 V0 = ([7, 6, 5, 4, 3, 2, 1], [1, 2, 3, 4, 5, 6, 7])  # scores 1/49 and 1
 
@@ -33,7 +34,7 @@ def _write_runs(out: Path) -> None:
                 "metrics": {"initial": {"R@1": 0.632}},
                 "history": [{"epoch": e, "R@1": r / 100} for e, r in enumerate(curve)],
             }
-            if name == "autolr":
+            if name.startswith("autolr"):
                 res["autolr"] = {
                     "trials": [{"variation": V0[seed]}],
                     "epochs": [{"lr": [seed + 1.0] * 7}],
@@ -50,7 +51,8 @@ def test_plan_freezes_lower_or_upper_half_of_the_units():
     assert runs["freeze_stem_lower_seed0"][1] == "trainer.freeze=[stem,unit1,unit2,unit3]"
     assert runs["step_seed0"] == ["lr_policy=step", "lr_policy.drop_epoch=6", "seed=0"]
     assert runs["autolr_seed0"] == ["lr_policy=autolr", "autolr.drop_epoch=6", "seed=0"]
-    assert len(runs) == 6
+    assert runs["autolr_stem_seed0"][2] == "autolr.stem_factor=50"
+    assert len(runs) == 7
 
 
 def test_metrics_from_finished_runs(tmp_path, monkeypatch):
@@ -73,6 +75,7 @@ def test_metrics_from_finished_runs(tmp_path, monkeypatch):
     assert report["seed_std"] == pytest.approx({"constant": 2**0.5, "step": 2**0.5, "autolr": 0})
     assert report["last_epoch_gain"] == pytest.approx({"constant": 8, "step": 3, "autolr": 7})
     assert report["final_R@1"]["autolr"]["mean"] == pytest.approx(70)
+    assert report["autolr_stem_R@1"] == pytest.approx({"mean": 82, "std": 8**0.5, "runs": [80, 84]})
     assert report["autolr_final_lrs"] == [[1.0] * 7, [2.0] * 7]
     assert report["passed"] == {
         "transfer_ratio": True,
