@@ -140,39 +140,36 @@ def r1_curve(result: dict) -> list[float]:
 
 def summarise(results: dict[str, dict], seeds: int) -> dict:
     """The premise metrics from the runs' results."""
+    curves = {name: r1_curve(r) for name, r in results.items()}
+
+    def runs(prefix: str) -> list[list[float]]:
+        return [curves[f"{prefix}_seed{s}"] for s in range(seeds)]
 
     def finals(prefix: str) -> list[float]:
-        return [r1_curve(results[f"{prefix}_seed{s}"])[-1] for s in range(seeds)]
+        return [c[-1] for c in runs(prefix)]
 
-    def spread(values: list[float]) -> float:
-        return statistics.stdev(values) if len(values) > 1 else 0.0
+    def summary(values: list[float]) -> dict:
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        return {"mean": statistics.fmean(values), "std": std, "runs": values}
 
     pooled = 100 * results["constant_seed0"]["metrics"]["initial"]["R@1"]
-    final = {p: finals(p) for p in POLICIES}
-    stem = finals("autolr_stem")
-    mean = {p: statistics.fmean(v) for p, v in final.items()}
-    gains = {
-        p: statistics.fmean(
-            r1_curve(results[f"{p}_seed{s}"])[-1] - r1_curve(results[f"{p}_seed{s}"])[-2]
-            for s in range(seeds)
-        )
-        for p in POLICIES
-    }
+    final = {p: summary(finals(p)) for p in POLICIES}
+    single = final["constant"]["mean"]
     v0 = [results[f"autolr_seed{s}"]["autolr"]["trials"][0]["variation"] for s in range(seeds)]
     return {
         "pooled_R@1": pooled,
-        "transfer_ratio": pooled / mean["constant"],
-        "freeze_lower_cost": mean["constant"] - statistics.fmean(finals("freeze_lower")),
-        "freeze_upper_cost": mean["constant"] - statistics.fmean(finals("freeze_upper")),
-        "freeze_stem_lower_cost": mean["constant"] - statistics.fmean(finals("freeze_stem_lower")),
+        "transfer_ratio": pooled / single,
+        "freeze_lower_cost": single - statistics.fmean(finals("freeze_lower")),
+        "freeze_upper_cost": single - statistics.fmean(finals("freeze_upper")),
+        "freeze_stem_lower_cost": single - statistics.fmean(finals("freeze_stem_lower")),
         "v0_score": statistics.fmean(sorting_score(v) for v in v0),
         "v0_mean": [statistics.fmean(col) for col in zip(*v0, strict=True)],
-        "seed_std": {p: spread(v) for p, v in final.items()},
-        "last_epoch_gain": gains,
-        "final_R@1": {p: {"mean": mean[p], "std": spread(v), "runs": v} for p, v in final.items()},
-        "autolr_stem_R@1": {"mean": statistics.fmean(stem), "std": spread(stem), "runs": stem},
+        "seed_std": {p: row["std"] for p, row in final.items()},
+        "last_epoch_gain": {p: statistics.fmean(c[-1] - c[-2] for c in runs(p)) for p in POLICIES},
+        "final_R@1": final,
+        "autolr_stem_R@1": summary(finals("autolr_stem")),
         "autolr_final_lrs": _autolr_lrs(results, seeds),
-        "curves_R@1": {name: r1_curve(r) for name, r in results.items()},
+        "curves_R@1": curves,
     }
 
 

@@ -81,7 +81,7 @@ class SeededBatches(Sampler[list[tuple[int, int]]]):
     """The batches of an EpochBatchSampler as (index, augmentation seed) pairs.
 
     Keying augmentation by (seed, epoch, position) rather than by worker makes a run's
-    results independent of dataset.num_workers, and a re-run trial see the same crops.
+    results independent of dataset.num_workers, and a re-run trial sees the same crops.
     """
 
     def __init__(self, batches: EpochBatchSampler) -> None:

@@ -82,6 +82,7 @@ WING_BARS = (0, 1, 2, 3)
 # half) ever shows a target class's full combination of factors.
 _PARTITION_SEED = 20260
 DETAILS = list(itertools.product(WING_BARS, TAIL_SHAPES, CRESTS))
+SOURCE_GROUP = 9  # full combinations per source class
 
 # --- nuisances (shared by both domains) ----------------------------------------------------
 SUPERSAMPLE = 3  # draw at 3x and box-downsample: cheap antialiasing
@@ -155,9 +156,6 @@ def _target_rows(rng: np.random.Generator) -> list[dict[str, Any]]:
         for bars, tail, crest in target_details(body, cap, wing)
     ]
     return [rows[i] for i in rng.permutation(len(rows))]
-
-
-SOURCE_GROUP = 9  # full combinations per source class
 
 
 def _source_rows(rng: np.random.Generator) -> list[dict[str, Any]]:
@@ -564,16 +562,13 @@ def _wing(
     return parts
 
 
-# --- source: the same birds, labelled by their colours only ----------------------------
+# --- source: the same birds, each image one member of its class's group ----------------
 
 
 def source_image_attributes(attrs: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
     """All six factors of one source image: one member of its class's group, at random."""
     members = attrs["members"]
-    return {
-        k: (int(v) if k == "bars" else v)
-        for k, v in members[int(rng.integers(len(members)))].items()
-    }
+    return dict(members[int(rng.integers(len(members)))])
 
 
 def _source_parts(attrs: dict[str, Any], rng: np.random.Generator) -> list[Part]:
