@@ -7,7 +7,7 @@ key or a wrong type fails at compose time and names the key.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -18,7 +18,9 @@ class DatasetConfig:
     name: str = MISSING
     root: str = MISSING
     image_size: int = 224
-    resize_size: int = 256
+    resize_size: Optional[int] = None  # None: round(image_size * 256 / 224)
+    eval_resize: str = "shorter"  # square: Resize((r, r)); shorter: shorter side to r
+    interpolation: str = "bilinear"  # bilinear | bicubic (train and eval resizes)
     hflip: bool = True
     random_resized_crop: bool = False
     color_jitter: float = 0.0
@@ -40,6 +42,9 @@ class ModelConfig:
     embedding_dim: int = 512
     last_stride: int = 2
     pooling: str = "avg"
+    weights: str = "IMAGENET1K_V1"  # torchvision ImageNet weights for pretrained=imagenet
+    head: str = "linear"  # linear | paper (Linear -> BN -> LeakyReLU(0.1) -> Dropout(0.5))
+    freeze_bn: bool = False  # BatchNorm layers of the backbone kept in eval mode, not trained
 
 
 @dataclass
@@ -71,6 +76,7 @@ class LossConfig:
 @dataclass
 class SoftmaxLossConfig(LossConfig):
     temperature: float = 1.0
+    classifier_std: Optional[float] = None  # N(0, std) init of the classifier; None: default
 
 
 @dataclass
@@ -106,6 +112,7 @@ class LRPolicyConfig:
 class StepPolicyConfig(LRPolicyConfig):
     drop_epoch: int = 30
     gamma: float = 0.1
+    every: int = 0  # > 0: multiply by gamma every `every` epochs (drop_epoch unused)
 
 
 @dataclass
@@ -147,6 +154,7 @@ class TrainerConfig:
     max_steps_per_epoch: int = 0
     save_checkpoints: bool = True
     freeze: list[str] = field(default_factory=list)
+    warmup_epochs: int = 0  # first epochs train only the head and the loss's parameters
 
 
 @dataclass
@@ -155,6 +163,9 @@ class EvalConfig:
     batch_size: int = 128
     flip: bool = False
     map_at_r: bool = True
+    feature: str = "embedding"  # embedding (head output) | pooled (backbone pooled features)
+    selection: str = "test"  # test (the paper's protocol) | val (held-out training classes)
+    val_classes: float = 0.2  # share of the training classes held out when selection=val
 
 
 @dataclass
