@@ -23,6 +23,7 @@ class DatasetConfig:
     interpolation: str = "bilinear"  # bilinear | bicubic (train and eval resizes)
     hflip: bool = True
     random_resized_crop: bool = False
+    crop_scale: list[float] = field(default_factory=lambda: [0.08, 1.0])  # RandomResizedCrop
     color_jitter: float = 0.0
     num_workers: int = 0
 
