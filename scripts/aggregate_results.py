@@ -1,6 +1,13 @@
-"""Collect results.json files under a folder into one table (console or CSV).
+"""Collect the results.json files under a sweep folder into one aligned table.
 
-python scripts/aggregate_results.py outputs/multiruns/<sweep> [--csv out.csv]
+python scripts/aggregate_results.py <sweep dir> [--sort R@1] [--group-by seed]
+                                    [--md table.md] [--csv table.csv]
+
+One row per job (or, with --group-by seed, per setting: mean ± std over seeds and n).
+Columns: the config keys whose values differ between the jobs, Recall@1/2/4/8 (and MAP@R
+where present) in percent, and the status. The number shown for a job is its
+selection.test block (the epoch its protocol picked); files written before that block
+existed give metrics.best instead.
 """
 
 from __future__ import annotations
@@ -8,70 +15,283 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
+import re
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-KEYS = (
-    "lr_policy.name",
-    "loss.name",
-    "model.arch",
-    "pruning.units",
-    "pruning.remove_last",
-    "autolr.alpha",
-    "autolr.beta",
-    "trainer.epochs",
-    "seed",
-)
+RESULTS_FILE = "results.json"
 METRICS = ("R@1", "R@2", "R@4", "R@8", "MAP@R")
+# keys that name where things live, not what was run: they differ per job without meaning
+IGNORED_TOP = {"hydra"}
+IGNORED_LEAVES = {"root", "data_dir", "run_name", "dir", "path", "output_dir", "out_dir"}
+IGNORED_SUFFIXES = ("_dir", "_path", "_root")
+MISSING = "-"
 
 
-def lookup(config: dict, dotted: str):
-    """config['a']['b'] for 'a.b', or None."""
-    node = config
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
+@dataclass
+class Run:
+    """One job's results.json, its config flattened to dotted keys."""
+
+    name: str
+    status: str
+    config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    protocol: str = "test"
+    error: str = ""
 
 
-def collect(root: Path) -> list[dict]:
-    """One row per results.json below root: run dir, status, key config values, final metrics."""
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}; lists stay values."""
+    if not isinstance(node, dict):
+        return {prefix: node} if prefix else {}
+    flat: dict[str, Any] = {}
+    for key, value in node.items():
+        flat |= flatten(value, f"{prefix}.{key}" if prefix else str(key))
+    return flat
+
+
+def is_ignored(key: str) -> bool:
+    """True for keys that hold paths, run names or Hydra's own settings."""
+    parts = key.split(".")
+    leaf = parts[-1]
+    return parts[0] in IGNORED_TOP or leaf in IGNORED_LEAVES or leaf.endswith(IGNORED_SUFFIXES)
+
+
+def selected_metrics(results: dict) -> tuple[dict[str, float], str]:
+    """The metrics a job reports and their protocol: selection.test, else metrics.best."""
+    selection = results.get("selection")
+    if isinstance(selection, dict) and isinstance(selection.get("test"), dict):
+        return _numbers(selection["test"]), str(selection.get("protocol", "test"))
+    metrics = results.get("metrics") or {}
+    if metrics.get("best"):
+        # before the selection block existed, best was picked on the test split
+        return _numbers(metrics["best"]), "test via metrics.best"
+    return _numbers(metrics.get("final") or {}), "test via metrics.final"
+
+
+def _numbers(block: dict) -> dict[str, float]:
+    return {k: float(v) for k, v in block.items() if isinstance(v, int | float) and k in METRICS}
+
+
+def _natural(text: str) -> list:
+    # Hydra numbers jobs 0..N: "10" must come after "9"
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text)]
+
+
+def collect_runs(roots: Sequence[Path]) -> list[Run]:
+    """Every results.json below the given folders (nested at any depth), once each."""
+    seen: set[Path] = set()
+    runs: list[Run] = []
+    for root in roots:
+        paths = sorted(root.rglob(RESULTS_FILE), key=lambda p: _natural(str(p.relative_to(root))))
+        for path in paths:
+            if path.resolve() in seen:
+                continue
+            seen.add(path.resolve())
+            rel = path.parent.relative_to(root)
+            # with several folders a bare job number would be ambiguous
+            name = str(root / rel) if len(roots) > 1 else str(rel)
+            runs.append(read_run(path, name))
+    return runs
+
+
+def read_run(path: Path, name: str) -> Run:
+    """One results.json as a Run; an unreadable file becomes a run with that status."""
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        return Run(name=name, status="unreadable", error=f"{type(exc).__name__}: {exc}")
+    metrics, protocol = selected_metrics(results)
+    return Run(
+        name=name,
+        status=str(results.get("status", "unknown")),
+        config=flatten(results.get("config") or {}),
+        metrics=metrics,
+        protocol=protocol,
+        error=str(results.get("error") or ""),
+    )
+
+
+def _canon(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def varying_keys(runs: Sequence[Run]) -> list[str]:
+    """Config keys (paths and run names left out) whose value is not the same in every run."""
+    # an unreadable file has no config: it would make every key look varying
+    runs = [r for r in runs if r.config] or list(runs)
+    order: dict[str, None] = {}
+    for run in runs:
+        order |= dict.fromkeys(k for k in run.config if not is_ignored(k))
+    # a key missing from some runs (a policy's own parameter, say) varies too
+    return [
+        k for k in order if len({_canon(r.config[k]) if k in r.config else None for r in runs}) > 1
+    ]
+
+
+def format_value(value: Any) -> str:
+    """A config value as a short cell: 0.001, [15,16], true."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and population standard deviation (ddof 0) of a non-empty sequence."""
+    mean = sum(values) / len(values)
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+
+
+def percent_cell(values: Sequence[float]) -> str:
+    """Fractions as a percent cell: '68.10' for one value, '68.10 ± 0.40' for several."""
+    if not values:
+        return MISSING
+    mean, std = mean_std([100 * v for v in values])
+    return f"{mean:.2f}" if len(values) == 1 else f"{mean:.2f} ± {std:.2f}"
+
+
+def _status_summary(runs: Sequence[Run]) -> str:
+    counts: dict[str, int] = {}
+    for run in runs:
+        counts[run.status] = counts.get(run.status, 0) + 1
+    if len(counts) == 1:
+        return next(iter(counts))
+    return ", ".join(f"{n} {status}" for status, n in counts.items())
+
+
+@dataclass
+class Table:
+    """Headers, rows of text cells and which columns are numbers (right-aligned)."""
+
+    headers: list[str]
+    rows: list[list[str]]
+    numeric: set[int]
+
+
+def build_table(runs: Sequence[Run], sort: str = "R@1", group_by: str | None = None) -> Table:
+    """The table of runs: varying config columns, metrics in percent, status; best first."""
+    keys = varying_keys(runs)
+    metrics = [m for m in METRICS if any(m in r.metrics for r in runs)]
+    if group_by is None:
+        groups = [[run] for run in runs]
+        headers = ["run", *keys]
+    else:
+        keys = [k for k in keys if k != group_by]
+        grouped: dict[tuple, list[Run]] = {}
+        for run in runs:
+            grouped.setdefault(tuple(_canon(run.config.get(k)) for k in keys), []).append(run)
+        groups = list(grouped.values())
+        headers = [*keys, f"{group_by}s", "n"]
+
+    def sort_value(group: list[Run]) -> float:
+        values = [r.metrics[sort] for r in group if sort in r.metrics]
+        return mean_std(values)[0] if values else -math.inf
+
+    groups.sort(key=sort_value, reverse=True)
     rows = []
-    for path in sorted(root.rglob("results.json")):
-        res = json.loads(path.read_text())
-        row = {"run": str(path.parent.relative_to(root)), "status": res.get("status")}
-        row |= {k: lookup(res.get("config", {}), k) for k in KEYS}
-        final = res.get("metrics", {}).get("final", {})
-        row |= {m: final.get(m) for m in METRICS}
-        rows.append(row)
-    return rows
+    for group in groups:
+        first = group[0]
+        config = [format_value(first.config[k]) if k in first.config else MISSING for k in keys]
+        if group_by is None:
+            lead = [first.name, *config]
+        else:
+            seeds = ",".join(format_value(r.config.get(group_by, MISSING)) for r in group)
+            lead = [*config, seeds, str(sum(1 for r in group if r.metrics))]
+        cells = [percent_cell([r.metrics[m] for r in group if m in r.metrics]) for m in metrics]
+        rows.append([*lead, *cells, _status_summary(group)])
+    headers = [*headers, *metrics, "status"]
+    numeric = set(range(len(headers) - len(metrics) - 1, len(headers) - 1))
+    if group_by is not None:
+        numeric.add(headers.index("n"))
+    return Table(headers, rows, numeric)
+
+
+def render_text(table: Table) -> str:
+    """Aligned plain text: text columns left, numbers right, a rule under the header."""
+    widths = [max(len(h), *(len(r[i]) for r in table.rows)) for i, h in enumerate(table.headers)]
+
+    def line(cells: list[str]) -> str:
+        out = [
+            c.rjust(w) if i in table.numeric else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths))
+        ]
+        return "  ".join(out).rstrip()
+
+    return "\n".join(
+        [line(table.headers), "  ".join("-" * w for w in widths), *map(line, table.rows)]
+    )
+
+
+def render_markdown(table: Table) -> str:
+    """A GitHub markdown table with numbers right-aligned."""
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    rule = ["---:" if i in table.numeric else "---" for i in range(len(table.headers))]
+    return "\n".join([line(table.headers), "|" + "|".join(rule) + "|", *map(line, table.rows)])
+
+
+def write_csv(table: Table, path: Path) -> None:
+    """The same cells as the printed table, one CSV row each."""
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(table.headers)
+        writer.writerows(table.rows)
+
+
+def summary(runs: Sequence[Run], root: Path, sort: str) -> list[str]:
+    """Lines under the table: counts by status, which number is shown, and why runs failed."""
+    lines = [
+        f"{len(runs)} runs under {root}: {_status_summary(runs)}. Metrics in percent from "
+        f"selection.test (metrics.best where a run has no selection block); sorted by {sort}."
+    ]
+    lines += [
+        f"  {r.name}: {r.status}: {r.error.splitlines()[0]}"
+        for r in runs
+        if r.status != "completed" and r.error
+    ]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print (or write as CSV) the table of runs found under a folder."""
+    """Print the table of runs under a sweep folder; optionally write it as markdown / CSV."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("root", type=Path)
-    parser.add_argument("--csv", type=Path, default=None)
+    parser.add_argument("root", type=Path, help="a sweep (or run) folder holding results.json")
+    parser.add_argument("--sort", default="R@1", choices=METRICS, help="metric, best first")
+    parser.add_argument(
+        "--group-by",
+        default=None,
+        metavar="KEY",
+        help="collapse runs differing only in this config key (e.g. seed): mean ± std, n",
+    )
+    parser.add_argument("--md", type=Path, default=None, help="also write a markdown table")
+    parser.add_argument("--csv", type=Path, default=None, help="also write a CSV table")
     args = parser.parse_args(argv)
     if not args.root.is_dir():
         print(f"aggregate_results: error: {args.root} is not a folder", file=sys.stderr)
         return 2
-    rows = collect(args.root)
-    if not rows:
-        print(f"aggregate_results: error: no results.json under {args.root}", file=sys.stderr)
+    runs = collect_runs([args.root])
+    if not runs:
+        print(f"aggregate_results: error: no {RESULTS_FILE} under {args.root}", file=sys.stderr)
         return 2
+    table = build_table(runs, sort=args.sort, group_by=args.group_by)
+    print(render_text(table))
+    print("\n".join(summary(runs, args.root, args.sort)))
+    if args.md:
+        args.md.write_text(render_markdown(table) + "\n")
+        print(f"wrote {args.md}")
     if args.csv:
-        with args.csv.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        print(f"wrote {len(rows)} rows to {args.csv}")
-        return 0
-    for row in rows:
-        shown = {k: v for k, v in row.items() if v is not None and k not in METRICS}
-        metrics = "  ".join(f"{m} {100 * row[m]:.2f}" for m in METRICS if row[m] is not None)
-        print(f"{shown}  {metrics}")
+        write_csv(table, args.csv)
+        print(f"wrote {args.csv}")
     return 0
 
 

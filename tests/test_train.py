@@ -19,6 +19,7 @@ TINY = [
     "dataset.images_per_class=6",
     "trainer.batch_size=12",
     "eval.ks=[1,2]",
+    "eval.val_classes=0.5",  # 4 training classes: 2 train, 2 held out for val
     "logger.progress=false",
 ]
 
@@ -79,7 +80,8 @@ def test_missing_dataset_root_is_one_line(tmp_path):
 
 
 def test_infeasible_alpha_beta_stops_with_both_bounds(tmp_path):
-    proc = train(tmp_path, "autolr.alpha=50", "autolr.beta=0.01")
+    # threshold above 1 rejects the first trial, so the (infeasible) targets are needed
+    proc = train(tmp_path, "autolr.alpha=50", "autolr.beta=0.01", "autolr.threshold=1.01")
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     err = proc.stderr.strip().splitlines()
     assert len(err) == 1 and "lower" in err[0] and "upper" in err[0]
@@ -90,7 +92,13 @@ def test_infeasible_alpha_beta_stops_with_both_bounds(tmp_path):
 
 def test_multirun_goes_on_after_infeasible_job(tmp_path):
     proc = train(
-        tmp_path, "autolr.alpha=50,0.001", "autolr.beta=0.01", "trainer.epochs=1", multirun=True
+        tmp_path,
+        "autolr.alpha=50,0.001",
+        "autolr.beta=0.01",
+        "autolr.threshold=1.01",
+        "autolr.max_trials=2",
+        "trainer.epochs=1",
+        multirun=True,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     runs = sorted(
@@ -169,3 +177,47 @@ def test_frozen_groups_keep_their_weights(tmp_path):
     assert not torch.equal(
         after["backbone.units.1.conv1.weight"], before["backbone.units.1.conv1.weight"]
     )
+
+
+def test_val_protocol_selects_by_val_and_records_lrs(tmp_path):
+    """Catches selection by test R@1 under eval.selection=val, and history rows without LRs."""
+    proc = train(tmp_path, "lr_policy=constant", "trainer.epochs=3")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "2 held-out classes" in proc.stdout and "chosen by val R@1" in proc.stdout
+    res = results(tmp_path / "run")
+    val = [h["val"]["R@1"] for h in res["history"]]
+    best = val.index(max(val))  # earliest of ties
+    sel = res["selection"]
+    assert sel["protocol"] == "val" and sel["epoch"] == best
+    assert sel["val"] == res["history"][best]["val"]
+    assert sel["test"]["R@1"] == res["history"][best]["R@1"]
+    # constant policy: the SGD recipe's 1e-3 backbone, 1e-2 head, proxies 10x the head
+    assert res["history"][-1]["lr"]["unit1"] == pytest.approx(1e-3)
+    assert res["history"][-1]["lr"]["head"] == pytest.approx(1e-2)
+    assert res["history"][-1]["lr"]["loss"] == pytest.approx(1e-1)
+
+
+def test_cub_small_images_evaluate_the_whole_object(tmp_path):
+    """Catches dataset.image_size=32 on CUB keeping resize 256 (a 32-px sliver of the bird)."""
+    from tests.data.fixtures import write_cub_fixture
+
+    root = tmp_path / "CUB_200_2011"
+    write_cub_fixture(root, classes=[1, 2, 3, 101, 102, 103], per_class=4, size=40)
+    proc = train(
+        tmp_path,
+        "dataset=cub200",
+        f"dataset.root={root}",
+        "dataset.image_size=32",
+        "dataset.num_workers=0",
+        "model.pretrained=none",
+        "trainer.epochs=1",
+        "trainer.batch_size=6",
+        "trainer.samples_per_class=2",
+        "eval.selection=test",
+        "eval.ks=[1,2]",
+        "logger.progress=false",
+        tiny=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # round(32 * 256 / 224) = 37: the crop keeps 32/37 of the shorter side
+    assert "eval: resize shorter side to 37 (bilinear) -> center crop 32" in proc.stdout

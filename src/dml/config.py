@@ -7,10 +7,10 @@ key or a wrong type fails at compose time and names the key.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 
 @dataclass
@@ -18,7 +18,7 @@ class DatasetConfig:
     name: str = MISSING
     root: str = MISSING
     image_size: int = 224
-    resize_size: Optional[int] = None  # None: round(image_size * 256 / 224)
+    resize_size: int | None = None  # None: round(image_size * 256 / 224)
     eval_resize: str = "shorter"  # square: Resize((r, r)); shorter: shorter side to r
     interpolation: str = "bilinear"  # bilinear | bicubic (train and eval resizes)
     hflip: bool = True
@@ -77,7 +77,7 @@ class LossConfig:
 @dataclass
 class SoftmaxLossConfig(LossConfig):
     temperature: float = 1.0
-    classifier_std: Optional[float] = None  # N(0, std) init of the classifier; None: default
+    classifier_std: float | None = None  # N(0, std) init of the classifier; None: default
 
 
 @dataclass
@@ -218,6 +218,16 @@ SCHEMAS: dict[str, dict[str, type]] = {
 }
 
 
+def paper_epoch(epoch: int, epochs: int, recipe_epochs: int = 50) -> int:
+    """An epoch of a paper recipe (e.g. t_d 30 of 50) scaled to a run of `epochs` epochs (>= 1)."""
+    return max(1, round(int(epoch) * int(epochs) / int(recipe_epochs)))
+
+
+def register_resolvers() -> None:
+    """`${paper_epoch:30,${trainer.epochs}}`: recipe epochs that follow the run's length."""
+    OmegaConf.register_new_resolver("paper_epoch", paper_epoch, replace=True)
+
+
 def register_configs() -> None:
     """Store every schema in Hydra's ConfigStore (idempotent)."""
     cs = ConfigStore.instance()
@@ -228,3 +238,4 @@ def register_configs() -> None:
 
 
 register_configs()
+register_resolvers()

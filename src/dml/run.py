@@ -13,11 +13,13 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from dml.data import ImageListDataset, RetrievalData, load_retrieval_data
+from dml.config import SyntheticDatasetConfig
+from dml.data import ImageListDataset, RetrievalData, Split, load_retrieval_data
 from dml.data.sampler import EpochBatchSampler, SeededBatches
-from dml.data.transforms import eval_transform, train_transform
+from dml.data.transforms import describe_eval, eval_transform, train_transform
 from dml.errors import DmlError, InfeasibleError
-from dml.evaluation.embed import compute_embeddings, retrieval_metrics
+from dml.evaluation.embed import FEATURES, compute_embeddings, retrieval_metrics
+from dml.evaluation.selection import holdout_classes, select_epoch, test_metrics
 from dml.logging import RESULTS_FILE, ScalarLogger, recall_table, write_results
 from dml.losses import build_loss
 from dml.models import EmbeddingNet, build_torchvision, make_backbone, units_to_keep
@@ -63,7 +65,7 @@ def build_model(cfg: DictConfig) -> EmbeddingNet:
         f"{total - keep} unit(s): {keep} units, {count_params(backbone)} parameters "
         f"({backbone.out_channels}-d features)"
     )
-    return EmbeddingNet(backbone, m.embedding_dim, m.pooling)
+    return EmbeddingNet(backbone, m.embedding_dim, m.pooling, head=m.head, freeze_bn=m.freeze_bn)
 
 
 def load_pretrained(net: torch.nn.Module, cfg: DictConfig) -> None:
@@ -72,48 +74,79 @@ def load_pretrained(net: torch.nn.Module, cfg: DictConfig) -> None:
     if choice == "none":
         return
     if choice == "imagenet":
-        load_imagenet(net, cfg.model.arch)
+        load_imagenet(net, cfg.model.arch, cfg.model.weights)
     elif choice == "synthetic":
         from dml.training.pretrain import ensure_pretrained
 
+        source = cfg.dataset
         if cfg.dataset.name != "synthetic":
-            raise DmlError(
-                "model.pretrained=synthetic needs dataset=synthetic "
-                "(real datasets use imagenet or a state_dict path)"
+            # the offline stand-in for ImageNet weights, pre-trained at this run's image size
+            size = cfg.dataset.image_size
+            source = OmegaConf.structured(
+                SyntheticDatasetConfig(name="synthetic", root="", image_size=size, resize_size=size)
+            )
+            tqdm.write(
+                f"model.pretrained=synthetic on {cfg.dataset.name}: backbone pre-trained on the "
+                "synthetic source set, not ImageNet (the paper: model.pretrained=imagenet)"
             )
         path = ensure_pretrained(
-            Path(cfg.data_dir), cfg.model.arch, cfg.dataset, cfg.pretrain, cfg.logger.progress
+            Path(cfg.data_dir), cfg.model.arch, source, cfg.pretrain, cfg.logger.progress
         )
         load_state_file(net, str(path))
     else:
         load_state_file(net, choice)
 
 
-def make_loaders(cfg: DictConfig, data: RetrievalData):
-    """Training loader (epoch-seeded batches) and evaluation loader over the test split."""
+def make_loaders(cfg: DictConfig, data: RetrievalData, val: Split | None = None):
+    """Training loader (epoch-seeded batches) and evaluation loaders: {"test", "val"?}."""
     train = ImageListDataset(data.train, train_transform(cfg.dataset))
-    test = ImageListDataset(data.test, eval_transform(cfg.dataset))
     sampler = EpochBatchSampler(
         train.targets, cfg.trainer.batch_size, cfg.trainer.samples_per_class, cfg.seed
     )
     workers = cfg.dataset.num_workers
     train_loader = DataLoader(train, batch_sampler=SeededBatches(sampler), num_workers=workers)
-    test_loader = DataLoader(test, batch_size=cfg.eval.batch_size, num_workers=workers)
-    return train, sampler, train_loader, test_loader
+    evals = {"test": data.test} | ({"val": val} if val is not None else {})
+    eval_loaders = {
+        name: DataLoader(
+            ImageListDataset(split, eval_transform(cfg.dataset)),
+            batch_size=cfg.eval.batch_size,
+            num_workers=workers,
+        )
+        for name, split in evals.items()
+    }
+    return train, sampler, train_loader, eval_loaders
+
+
+def split_data(cfg: DictConfig) -> tuple[RetrievalData, Split | None]:
+    """The benchmark's splits; with eval.selection=val, some training classes held out as val."""
+    data = load_retrieval_data(cfg.dataset)
+    if cfg.eval.selection != "val":
+        return data, None
+    train, val = holdout_classes(data.train, cfg.eval.val_classes)
+    return RetrievalData(train=train, test=data.test), val
+
+
+def check_eval(cfg: DictConfig) -> None:
+    """One-line errors for eval keys before anything is built."""
+    if cfg.eval.feature not in FEATURES:
+        raise DmlError(f"eval.feature='{cfg.eval.feature}': expected one of {list(FEATURES)}")
+    select_epoch([{"epoch": 0, "R@1": 0.0, "val": {"R@1": 0.0}}], cfg.eval.selection)
 
 
 def train_run(cfg: DictConfig, run_dir: Path, results: dict) -> dict:
     """The whole run; fills `results` as it goes (so a failure still reports what was done)."""
     seed_everything(cfg.seed)
+    check_eval(cfg)
     device = pick_device(cfg.trainer.device)
-    data = load_retrieval_data(cfg.dataset)
+    data, val = split_data(cfg)
+    held = f", {len(val)} val images ({val.num_classes} held-out classes)" if val else ""
     tqdm.write(
         f"data {cfg.dataset.name}: {len(data.train)} train images "
-        f"({data.train.num_classes} classes), {len(data.test)} test images "
-        f"({data.test.num_classes} classes)"
+        f"({data.train.num_classes} classes){held}, {len(data.test)} test images "
+        f"({data.test.num_classes} classes); {describe_eval(cfg.dataset)}"
     )
     model = build_model(cfg).to(device)
-    train, sampler, train_loader, test_loader = make_loaders(cfg, data)
+    train, sampler, train_loader, eval_loaders = make_loaders(cfg, data, val)
     loss = build_loss(cfg.loss, len(train.class_to_index), cfg.model.embedding_dim).to(device)
     groups, infos = build_param_groups(
         model, loss, cfg.optimizer.lr, cfg.optimizer.head_lr, cfg.loss.lr_mult
@@ -122,13 +155,20 @@ def train_run(cfg: DictConfig, run_dir: Path, results: dict) -> dict:
     optimizer = build_optimizer(cfg.optimizer, groups)
     policy = build_policy(cfg)
 
-    def evaluate(epoch: int, feature: str = "embedding") -> dict[str, float]:
-        emb, labels = compute_embeddings(model, test_loader, device, cfg.eval.flip, feature)
+    def metrics_on(name: str, feature: str) -> dict[str, float]:
+        loader = eval_loaders[name]
+        emb, labels = compute_embeddings(model, loader, device, cfg.eval.flip, feature)
         return retrieval_metrics(emb, labels, list(cfg.eval.ks), cfg.eval.map_at_r)
+
+    def evaluate(epoch: int) -> dict:
+        out = metrics_on("test", cfg.eval.feature)
+        if "val" in eval_loaders:
+            out["val"] = metrics_on("val", cfg.eval.feature)
+        return out
 
     # what a user of the pretrained weights starts from: its pooled features, not a
     # random projection of them through the untrained head
-    results["metrics"]["initial"] = evaluate(-1, "pooled")
+    results["metrics"]["initial"] = metrics_on("test", "pooled")
     tqdm.write("before fine-tuning: " + _short(results["metrics"]["initial"]))
     logger = ScalarLogger(run_dir, cfg.logger.tensorboard)
     logger.scalars("eval_initial", results["metrics"]["initial"], 0)
@@ -142,6 +182,7 @@ def train_run(cfg: DictConfig, run_dir: Path, results: dict) -> dict:
         max_steps=cfg.trainer.max_steps_per_epoch,
         progress=cfg.logger.progress,
         save_checkpoints=cfg.trainer.save_checkpoints,
+        warmup_epochs=cfg.trainer.warmup_epochs,
     )
     try:
         history = trainer.fit()
@@ -149,11 +190,13 @@ def train_run(cfg: DictConfig, run_dir: Path, results: dict) -> dict:
         results["history"] = trainer.history
         results.update(policy.report())
         logger.close()
-    metric_rows = [{k: v for k, v in h.items() if k.startswith(("R@", "MAP"))} for h in history]
+    metric_rows = [test_metrics(h) for h in history]
     results["metrics"]["final"] = metric_rows[-1] if metric_rows else results["metrics"]["initial"]
     results["metrics"]["best"] = max(
         metric_rows or [results["metrics"]["initial"]], key=lambda m: m["R@1"]
     )
+    if history:
+        results["selection"] = select_epoch(history, cfg.eval.selection)
     return results
 
 
@@ -207,16 +250,13 @@ def run(cfg: DictConfig, run_dir: Path) -> int:
 
 def _print_summary(results: dict, run_dir: Path) -> None:
     m = results["metrics"]
+    rows = {"before fine-tuning": m["initial"], "after fine-tuning": m["final"]}
+    sel = results.get("selection")
+    if sel is not None:
+        how = "chosen by val R@1" if sel["protocol"] == "val" else "best test R@1 (paper)"
+        rows[f"epoch {sel['epoch']}, {how}"] = sel["test"]
     print("\nRecall@K (%) on the test classes")
-    print(
-        recall_table(
-            {
-                "before fine-tuning": m["initial"],
-                "after fine-tuning": m["final"],
-                "best epoch": m["best"],
-            }
-        )
-    )
+    print(recall_table(rows))
     print(
         f"\nrun dir: {run_dir}  (results.json, tb/, checkpoints/)  "
         f"wall time {results['wall_time_s']:.0f} s"

@@ -82,12 +82,28 @@ def test_max_trials_keeps_best_trial(tmp_path):
     assert all(torch.equal(weights[k], kept[best][k]) for k in weights)
 
 
-def test_infeasible_bounds_stop_after_first_trial(tmp_path):
-    policy = AutoLRPolicy(autolr_cfg(alpha=50.0, beta=0.01), 0.05)
+def test_infeasible_bounds_stop_when_first_trial_is_rejected(tmp_path, capsys):
+    """Catches an infeasible alpha/beta going unnoticed once targets are needed: threshold
+    1.01 rejects epoch 0's first trial, so initial_targets must raise before any re-run
+    (one trial logged, no 're-run' echoed)."""
+    policy = AutoLRPolicy(autolr_cfg(alpha=50.0, beta=0.01, threshold=1.01), 0.05)
     trainer = tiny_trainer(policy, tmp_path)
     with pytest.raises(InfeasibleError, match=r"lower .* >= upper"):
         trainer.fit()
     assert len(policy.trials_log) == 1
+    assert "re-run" not in capsys.readouterr().out
+
+
+def test_infeasible_bounds_are_harmless_when_first_trial_is_accepted(tmp_path):
+    """Catches the old eager check (InfeasibleError right after epoch 0's first trial even
+    when it is accepted): with threshold 0 every trial is accepted, alpha/beta are never
+    used, and a 3-epoch run completes with one trial per epoch and no targets."""
+    policy = AutoLRPolicy(autolr_cfg(alpha=50.0, beta=0.01, threshold=0.0), 0.05)
+    trainer = tiny_trainer(policy, tmp_path, epochs=3)
+    trainer.fit()
+    assert [r["trials"] for r in policy.epochs_log] == [1, 1, 1]
+    assert [r["target"] for r in policy.epochs_log] == [None, None, None]
+    assert policy.lrs == [0.05] * 4
 
 
 def test_zero_variation_unit_is_left_out_and_keeps_lr(tmp_path):

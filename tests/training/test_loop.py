@@ -46,3 +46,50 @@ def test_snapshot_restore_round_trip(tmp_path):
     trainer.restore(token)
     after = trainer.p.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def _backbone_state(trainer) -> dict:
+    return {k: v.clone() for k, v in trainer.p.model.backbone.state_dict().items()}
+
+
+def test_warmup_trains_only_head_and_loss_then_everything(tmp_path):
+    """Catches warm-up epochs that still move the backbone, or a backbone left frozen after."""
+    trainer = tiny_trainer(build_policy(compose_cfg(["lr_policy=constant"])), tmp_path, epochs=1)
+    trainer.warmup_epochs = 2
+    trainer.epochs = 2
+    start = _backbone_state(trainer)
+    head = trainer.p.model.head.weight.clone()
+    trainer.fit()
+    after_warmup = trainer.p.model.backbone.state_dict()
+    weights = [k for k in start if k.endswith("weight") and "bn" not in k]
+    assert all(torch.equal(start[k], after_warmup[k]) for k in weights)
+    assert not torch.equal(head, trainer.p.model.head.weight)
+    trainer.epochs = 3
+    trainer.fit(start_epoch=2)
+    moved = trainer.p.model.backbone.state_dict()
+    assert all(not torch.equal(start[k], moved[k]) for k in weights)
+
+
+def test_warmup_keeps_frozen_groups_frozen(tmp_path):
+    """Catches the end of warm-up unfreezing a group that trainer.freeze had fixed."""
+    trainer = tiny_trainer(build_policy(compose_cfg(["lr_policy=constant"])), tmp_path, epochs=3)
+    trainer.warmup_epochs = 1
+    for param in trainer.p.model.backbone.units[0].parameters():
+        param.requires_grad_(False)
+    unit = trainer.p.model.backbone.units[0]
+    unit1 = {k: v.clone() for k, v in unit.named_parameters()}
+    trainer.fit()
+    assert all(torch.equal(unit1[k], v) for k, v in unit.named_parameters())
+    assert not any(v.requires_grad for v in unit.parameters())
+
+
+def test_history_records_each_groups_lr_at_epoch_end(tmp_path):
+    """Catches history rows without LRs, or LRs read before the schedule moved them."""
+    cfg = compose_cfg(["lr_policy=step", "lr_policy.drop_epoch=1", "lr_policy.gamma=0.1"])
+    cfg.lr_policy.l_max = 0.05  # tiny_trainer's backbone LR
+    trainer = tiny_trainer(build_policy(cfg), tmp_path, epochs=2)
+    history = trainer.fit()
+    # head 0.05 too (tiny_trainer); after the drop at epoch 1 every group is at 0.005
+    assert history[0]["lr"] == pytest.approx({n: 0.05 for n in history[0]["lr"]})
+    assert history[1]["lr"] == pytest.approx({n: 0.005 for n in history[1]["lr"]})
+    assert set(history[0]["lr"]) == {"stem", "unit1", "unit2", "unit3", "unit4", "head", "loss"}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
 from torch.utils.data import DataLoader
 
 from dml.models.embedding import EmbeddingNet
@@ -20,7 +19,7 @@ def compute_embeddings(
     flip: bool = False,
     feature: str = "embedding",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Features (float32, n x d) and labels; flip averages with the mirrored image.
+    """Features (float32, n x d) and labels; flip adds the mirrored image's raw features.
 
     feature: "embedding" (the head's output) or "pooled" (the backbone's pooled features).
     """
@@ -34,9 +33,9 @@ def compute_embeddings(
         images = images.to(device, non_blocking=True)
         emb = forward(images)
         if flip:
-            emb = nn.functional.normalize(emb, dim=1) + nn.functional.normalize(
-                forward(torch.flip(images, dims=[3])), dim=1
-            )
+            # raw sum, as the reference code does: the retrieval metrics L2-normalise once,
+            # so the view with the larger norm weighs more
+            emb = emb + forward(torch.flip(images, dims=[3]))
         feats.append(emb.float().cpu())
         labels.append(torch.as_tensor(targets))
     model.train(was_training)

@@ -27,8 +27,9 @@ def _jsonable(value):
 def recall_table(rows: dict[str, dict[str, float]]) -> str:
     """A fixed-width table of metrics in percent, one row per model state (e.g. before/after)."""
     keys = list(next(iter(rows.values())))
-    head = f"{'':<28}" + "".join(f"{k:>8}" for k in keys)
+    width = max(28, *(len(name) + 2 for name in rows))
+    head = f"{'':<{width}}" + "".join(f"{k:>8}" for k in keys)
     lines = [head]
     for name, metrics in rows.items():
-        lines.append(f"{name:<28}" + "".join(f"{100 * metrics[k]:>8.2f}" for k in keys))
+        lines.append(f"{name:<{width}}" + "".join(f"{100 * metrics[k]:>8.2f}" for k in keys))
     return "\n".join(lines)

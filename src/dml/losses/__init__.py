@@ -28,7 +28,8 @@ class MinedLoss(nn.Module):
 def build_loss(cfg, num_classes: int, embedding_dim: int) -> nn.Module:
     """The configured loss as a module taking (embeddings, labels); its parameters are its own."""
     if cfg.name == "softmax":
-        return SoftmaxLoss(num_classes, embedding_dim, cfg.temperature)
+        # .get: configs saved before classifier_std existed lack the key
+        return SoftmaxLoss(num_classes, embedding_dim, cfg.temperature, cfg.get("classifier_std"))
     if cfg.name == "proxy_anchor":
         return losses.ProxyAnchorLoss(
             num_classes=num_classes,

@@ -9,9 +9,19 @@ from torch import nn
 class SoftmaxLoss(nn.Module):
     """Linear classifier over the training classes + cross-entropy; it owns the classifier."""
 
-    def __init__(self, num_classes: int, embedding_dim: int, temperature: float = 1.0) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        embedding_dim: int,
+        temperature: float = 1.0,
+        classifier_std: float | None = None,
+    ) -> None:
         super().__init__()
         self.classifier = nn.Linear(embedding_dim, num_classes)
+        if classifier_std is not None:
+            # the AutoLR reference draws the classifier from N(0, 0.001) with zero bias
+            nn.init.normal_(self.classifier.weight, mean=0.0, std=classifier_std)
+            nn.init.zeros_(self.classifier.bias)
         self.temperature = temperature
         self.ce = nn.CrossEntropyLoss()
 

@@ -11,9 +11,10 @@ from torchvision import models as tvm
 from dml.errors import DmlError
 from dml.models.units import UnitMap, map_resnet
 
+# arch -> (constructor, torchvision weights enum: its member names are model.weights' choices)
 ARCHS = {
-    "resnet18": (tvm.resnet18, tvm.ResNet18_Weights.IMAGENET1K_V1),
-    "resnet50": (tvm.resnet50, tvm.ResNet50_Weights.IMAGENET1K_V2),
+    "resnet18": (tvm.resnet18, tvm.ResNet18_Weights),
+    "resnet50": (tvm.resnet50, tvm.ResNet50_Weights),
 }
 
 
@@ -70,16 +71,28 @@ def build_torchvision(arch: str, last_stride: int) -> nn.Module:
     return model
 
 
-def load_imagenet(model: nn.Module, arch: str) -> None:
+def imagenet_weights(arch: str, weights: str = "IMAGENET1K_V1") -> tvm.WeightsEnum:
+    """torchvision's ImageNet weights entry named `weights` (e.g. IMAGENET1K_V2) for arch."""
+    if arch not in ARCHS:
+        raise DmlError(f"unknown model.arch '{arch}': expected one of {sorted(ARCHS)}")
+    enum = ARCHS[arch][1]
+    # iterating the enum skips aliases such as DEFAULT, whose file would change across releases
+    names = [member.name for member in enum]
+    if weights not in names:
+        raise DmlError(f"model.weights='{weights}' for {arch}: expected one of {names}")
+    return enum[weights]
+
+
+def load_imagenet(model: nn.Module, arch: str, weights: str = "IMAGENET1K_V1") -> None:
     """Load torchvision's ImageNet weights from the torch hub cache (downloads when online)."""
-    weights = ARCHS[arch][1]
-    url = weights.url
+    entry = imagenet_weights(arch, weights)
+    url = entry.url
     target = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
     try:
-        state = weights.get_state_dict(progress=False, check_hash=False)
+        state = entry.get_state_dict(progress=False, check_hash=False)
     except Exception as exc:  # offline machines fail with URLError/OSError of many kinds
         raise DmlError(
-            f"ImageNet weights for {arch} unavailable ({type(exc).__name__}); "
+            f"ImageNet weights {weights} for {arch} unavailable ({type(exc).__name__}); "
             f"download {url} and put it at {target}"
         ) from None
     model.load_state_dict(state)

@@ -1,4 +1,4 @@
-"""The retrieval model: backbone, global pooling and a linear embedding head."""
+"""The retrieval model: backbone, global pooling and an embedding head."""
 
 from __future__ import annotations
 
@@ -9,22 +9,68 @@ from dml.errors import DmlError
 from dml.models.backbones import Backbone
 
 POOLINGS = ("avg", "max", "avgmax")
+HEADS = ("linear", "paper")
+
+
+def _kaiming_linear(in_features: int, out_features: int) -> nn.Linear:
+    linear = nn.Linear(in_features, out_features)
+    nn.init.kaiming_normal_(linear.weight, mode="fan_out")
+    nn.init.zeros_(linear.bias)
+    return linear
+
+
+def paper_head(in_features: int, embedding_dim: int) -> nn.Sequential:
+    """The AutoLR paper's bottleneck: Linear -> BatchNorm1d -> LeakyReLU(0.1) -> Dropout(0.5)."""
+    bn = nn.BatchNorm1d(embedding_dim)
+    nn.init.ones_(bn.weight)
+    nn.init.zeros_(bn.bias)
+    return nn.Sequential(
+        _kaiming_linear(in_features, embedding_dim), bn, nn.LeakyReLU(0.1), nn.Dropout(0.5)
+    )
 
 
 class EmbeddingNet(nn.Module):
-    """Backbone -> global pooling -> Linear(embedding_dim); forward returns raw embeddings."""
+    """Backbone -> global pooling -> head (embedding_dim); forward returns raw embeddings."""
 
-    def __init__(self, backbone: Backbone, embedding_dim: int, pooling: str = "avg") -> None:
+    def __init__(
+        self,
+        backbone: Backbone,
+        embedding_dim: int,
+        pooling: str = "avg",
+        head: str = "linear",
+        freeze_bn: bool = False,
+    ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
             raise DmlError(f"model.pooling='{pooling}': expected one of {list(POOLINGS)}")
+        if head not in HEADS:
+            raise DmlError(f"model.head='{head}': expected one of {list(HEADS)}")
         if embedding_dim <= 0:
             raise DmlError(f"model.embedding_dim={embedding_dim}: expected a positive integer")
         self.backbone = backbone
         self.pooling = pooling
-        self.head = nn.Linear(backbone.out_channels, embedding_dim)
-        nn.init.kaiming_normal_(self.head.weight, mode="fan_out")
-        nn.init.zeros_(self.head.bias)
+        self.freeze_bn = freeze_bn
+        if head == "linear":
+            self.head = _kaiming_linear(backbone.out_channels, embedding_dim)
+        else:
+            self.head = paper_head(backbone.out_channels, embedding_dim)
+        if freeze_bn:
+            for bn in self._backbone_bns():
+                for param in bn.parameters():
+                    param.requires_grad_(False)
+            self.train(self.training)
+
+    def _backbone_bns(self) -> list[nn.BatchNorm2d]:
+        return [m for m in self.backbone.modules() if isinstance(m, nn.BatchNorm2d)]
+
+    def train(self, mode: bool = True) -> EmbeddingNet:
+        """Set train/eval mode; with freeze_bn the backbone's BatchNorm2d layers stay in eval."""
+        super().train(mode)
+        if self.freeze_bn:
+            # small fine-tuning batches would otherwise overwrite the pretrained running stats
+            for bn in self._backbone_bns():
+                bn.eval()
+        return self
 
     def pool(self, x: torch.Tensor) -> torch.Tensor:
         """Global pooling of a feature map to one vector per image."""

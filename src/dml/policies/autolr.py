@@ -95,7 +95,9 @@ class AutoLRPolicy(LRPolicy):
         self._log_trial(epoch, score, v, accepted)
         if epoch == 0 and self.trial == 0:
             self.v0 = v
-            self._check_feasible(active)
+        if not accepted and self.trial + 1 < self.cfg.max_trials:
+            # before the echo, so an infeasible alpha/beta stops without announcing a re-run
+            self._ensure_targets(epoch, v, active)
         self._echo_trial(epoch, score, accepted)
         if accepted:
             return self._accept(epoch, score, v, capped=False)
@@ -108,22 +110,25 @@ class AutoLRPolicy(LRPolicy):
         return False
 
     # -- decisions ------------------------------------------------------------
-    def _check_feasible(self, active: list[int]) -> None:
-        # the bounds depend only on v0, so an infeasible pair is known after the first trial
-        initial_targets([self.v0[k] for k in active], self.cfg.alpha, self.cfg.beta)
+    def _ensure_targets(self, epoch: int, v: list[float], active: list[int]) -> None:
+        # Targets are only needed once a trial is rejected; an infeasible alpha/beta
+        # (InfeasibleError from initial_targets) is therefore harmless while epoch 0's
+        # first trial is accepted, and later epochs never use alpha/beta.
+        if self.targets is not None or not active:
+            return
+        base = self.v0 if epoch == 0 else v
+        values = [base[k] for k in active]
+        self.targets = (
+            initial_targets(values, self.cfg.alpha, self.cfg.beta)
+            if epoch == 0
+            else repaired_targets(values)
+        )
+        self._target_units = active
 
     def _update(self, epoch: int, v: list[float], active: list[int]) -> None:
         if not active:
             return
-        if self.targets is None:
-            base = self.v0 if epoch == 0 else v
-            values = [base[k] for k in active]
-            self.targets = (
-                initial_targets(values, self.cfg.alpha, self.cfg.beta)
-                if epoch == 0
-                else repaired_targets(values)
-            )
-            self._target_units = active
+        self._ensure_targets(epoch, v, active)
         idx = [k for k in self._target_units if k in active]
         t = [self.targets[self._target_units.index(k)] for k in idx]
         new = updated_lrs([self.lrs[k] for k in idx], [v[k] for k in idx], t)

@@ -1,14 +1,37 @@
-"""Single-LR schedules of supplement E as pure functions of continuous epoch time t."""
+"""Single-LR schedules of supplement E as pure functions of continuous epoch time t.
+
+l_max and l_min are absolute backbone LRs: every stem and unit group is set to the
+schedule's value, and head and loss groups keep their configured ratio to the backbone
+(optimizer.head_lr / optimizer.lr), so they move by the same factor.
+
+The schedules are pure functions of t = epoch + step / steps_per_epoch rather than
+torch.optim.lr_scheduler objects: those count their own step() calls, so an AutoLR-style
+re-run or a resume would need their state restored in step with the trainer's, and
+StepLR / CosineAnnealingWarmRestarts move once per epoch unless driven with fractional
+epochs. A function of t gives the same LR for the same (epoch, step) whatever happened
+before, and needs no state in checkpoints.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
-from dml.policies.base import LRPolicy
+from dml.errors import DmlError
+from dml.policies.base import LRPolicy, PolicyContext
+
+BACKBONE_KINDS = ("stem", "unit")
+
+Schedule = Callable[[float, float], float]  # (t, total epochs) -> backbone LR
 
 
-def step_decay(t: float, l_max: float, drop_epoch: int, gamma: float) -> float:
-    """l_max before drop_epoch, l_max * gamma from it on."""
+def step_decay(t: float, l_max: float, drop_epoch: int, gamma: float, every: int = 0) -> float:
+    """Step decay: every=0 drops once (x gamma from drop_epoch on); every>0 as torch's StepLR.
+
+    With every > 0 the LR is l_max * gamma ** floor(t / every) and drop_epoch is unused.
+    """
+    if every > 0:
+        return l_max * gamma ** math.floor(t / every)
     return l_max * gamma if t >= drop_epoch else l_max
 
 
@@ -27,38 +50,82 @@ def cosine_restarts(t: float, total: float, l_max: float, l_min: float, resets: 
 
 
 class SchedulePolicy(LRPolicy):
-    """Moves every group's LR with one schedule: backbone groups take it as is, head and loss
-    groups keep their ratio to l_max (so head_lr stays head_lr/lr times the backbone's)."""
+    """Sets every stem/unit group to fn(t) and every head/loss group to its ratio times that."""
 
-    def __init__(self, name: str, l_max: float, fn=None) -> None:
+    def __init__(self, name: str, l_max: float, fn: Schedule | None = None) -> None:
         self.name = name
-        self.l_max = l_max
-        self.fn = fn or (lambda t, total: l_max)
+        self.l_max = float(l_max)
+        self.fn: Schedule = fn or (lambda t, total: self.l_max)
+
+    def setup(self, ctx: PolicyContext) -> None:
+        """Bind to the optimizer and read the backbone's initial LR the head ratios refer to."""
+        super().setup(ctx)
+        backbone = [
+            g["initial_lr"]
+            for info, g in zip(ctx.groups, ctx.optimizer.param_groups)
+            if info.kind in BACKBONE_KINDS
+        ]
+        if not backbone:
+            raise DmlError(f"lr_policy={self.name} needs at least one stem or unit param group")
+        if len(set(backbone)) > 1:
+            # the head ratio would depend on which backbone group was picked
+            raise DmlError(
+                f"lr_policy={self.name}: backbone groups start at different LRs {backbone}; "
+                "schedules need one backbone LR (optimizer.lr)"
+            )
+        self.backbone_initial_lr = float(backbone[0])
+
+    def lrs_at(self, t: float) -> list[float]:
+        """One LR per optimizer group at continuous epoch time t."""
+        lr = self.fn(t, self.ctx.epochs)
+        return [
+            lr if info.kind in BACKBONE_KINDS else g["initial_lr"] * lr / self.backbone_initial_lr
+            for info, g in zip(self.ctx.groups, self.ctx.optimizer.param_groups)
+        ]
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Set the LRs of the epoch's start (t = epoch)."""
+        # so LRs read between epochs (logs, checkpoints) are the schedule's, not optimizer.lr
+        self.set_lrs(self.lrs_at(float(epoch)))
 
     def step(self, epoch: int, step: int) -> None:
-        t = epoch + step / max(1, self.ctx.steps_per_epoch)
-        scale = self.fn(t, self.ctx.epochs) / self.l_max
-        self.set_lrs([g["initial_lr"] * scale for g in self.ctx.optimizer.param_groups])
+        """Set the LRs at t = epoch + step / steps_per_epoch."""
+        self.set_lrs(self.lrs_at(epoch + step / max(1, self.ctx.steps_per_epoch)))
+
+
+def _check(ok: bool, key: str, value: object, allowed: str) -> None:
+    """Raise a one-line DmlError naming lr_policy.<key>, its value and the allowed range."""
+    if not ok:
+        raise DmlError(f"lr_policy.{key}={value} is out of range: expected {allowed}")
 
 
 def build_schedule(cfg) -> SchedulePolicy:
-    """The schedule policy named by the lr_policy config."""
-    if cfg.name == "constant":
-        return SchedulePolicy("constant", cfg.l_max)
-    if cfg.name == "step":
+    """The schedule policy named by the lr_policy config, its values checked first."""
+    name = cfg.name
+    l_max = float(cfg.l_max)
+    _check(l_max > 0, "l_max", cfg.l_max, "l_max > 0")
+    if name == "constant":
+        return SchedulePolicy("constant", l_max)
+    if name == "step":
+        drop_epoch, gamma, every = int(cfg.drop_epoch), float(cfg.gamma), int(cfg.every)
+        _check(gamma > 0, "gamma", cfg.gamma, "gamma > 0")
+        _check(every >= 0, "every", cfg.every, "every >= 0 (0: single drop at drop_epoch)")
         return SchedulePolicy(
-            "step", cfg.l_max, lambda t, total: step_decay(t, cfg.l_max, cfg.drop_epoch, cfg.gamma)
+            "step", l_max, lambda t, total: step_decay(t, l_max, drop_epoch, gamma, every)
         )
-    if cfg.name == "cyclic":
+    if name in ("cyclic", "sgdr"):
+        l_min = float(cfg.l_min)
+        _check(l_min >= 0, "l_min", cfg.l_min, f"0 <= l_min <= l_max ({cfg.l_max})")
+        _check(l_min <= l_max, "l_min", cfg.l_min, f"0 <= l_min <= l_max ({cfg.l_max})")
+        if name == "cyclic":
+            cycles = int(cfg.cycles)
+            _check(cycles >= 1, "cycles", cfg.cycles, "cycles >= 1")
+            return SchedulePolicy(
+                "cyclic", l_max, lambda t, total: triangular(t, total, l_max, l_min, cycles)
+            )
+        resets = int(cfg.resets)
+        _check(resets >= 0, "resets", cfg.resets, "resets >= 0")
         return SchedulePolicy(
-            "cyclic",
-            cfg.l_max,
-            lambda t, total: triangular(t, total, cfg.l_max, cfg.l_min, cfg.cycles),
+            "sgdr", l_max, lambda t, total: cosine_restarts(t, total, l_max, l_min, resets)
         )
-    if cfg.name == "sgdr":
-        return SchedulePolicy(
-            "sgdr",
-            cfg.l_max,
-            lambda t, total: cosine_restarts(t, total, cfg.l_max, cfg.l_min, cfg.resets),
-        )
-    raise ValueError(f"not a schedule: {cfg.name}")
+    raise DmlError(f"lr_policy.name={name} is not a schedule: expected constant/step/cyclic/sgdr")

@@ -52,10 +52,13 @@ class Trainer:
         max_steps: int = 0,
         progress: bool = True,
         save_checkpoints: bool = True,
+        warmup_epochs: int = 0,
     ) -> None:
         self.p = parts
         self.epochs, self.logger, self.evaluate, self.run_dir = epochs, logger, evaluate, run_dir
         self.log_every, self.progress, self.save = log_every, progress, save_checkpoints
+        self.warmup_epochs = warmup_epochs
+        self._warming: list[torch.nn.Parameter] | None = None  # params frozen for warm-up
         self.steps = min(len(parts.sampler), max_steps) if max_steps else len(parts.sampler)
         self.global_step = 0
         self.history: list[dict] = []
@@ -100,6 +103,7 @@ class Trainer:
     def fit(self, start_epoch: int = 0) -> list[dict]:
         """Train from start_epoch to the end; returns one metrics row per epoch."""
         for epoch in range(start_epoch, self.epochs):
+            self._warm_up(epoch)
             trial = 0
             while True:
                 self.p.policy.begin_epoch(epoch)
@@ -109,6 +113,24 @@ class Trainer:
                 trial += 1
             self._end_of_epoch(epoch, loss, trial + 1)
         return self.history
+
+    def _warm_up(self, epoch: int) -> None:
+        """Warm-up epochs train only the head and the loss's parameters (proxy-anchor recipe)."""
+        if epoch < self.warmup_epochs and self._warming is None:
+            # only what trains now: groups frozen by trainer.freeze stay frozen afterwards
+            self._warming = [
+                param
+                for info, group in zip(self.p.groups, self.p.optimizer.param_groups)
+                if info.kind in ("stem", "unit")
+                for param in group["params"]
+                if param.requires_grad
+            ]
+            for param in self._warming:
+                param.requires_grad_(False)
+        elif epoch >= self.warmup_epochs and self._warming is not None:
+            for param in self._warming:
+                param.requires_grad_(True)
+            self._warming = None
 
     def train_epoch(self, epoch: int, trial: int) -> float:
         """One pass over the sampler's batches for this epoch; returns the mean loss."""
@@ -148,14 +170,18 @@ class Trainer:
         self.global_step += 1
 
     def _end_of_epoch(self, epoch: int, loss: float, trials: int) -> None:
-        for name, lr in self.p.policy.current_lrs().items():
+        lrs = self.p.policy.current_lrs()
+        for name, lr in lrs.items():
             self.logger.scalar(f"lr/{name}", lr, epoch)
         metrics = self.evaluate(epoch)
         for key, value in metrics.items():
-            self.logger.scalar(f"eval/{key}", value, epoch)
-        self.history.append({"epoch": epoch, "loss": loss, "trials": trials, **metrics})
-        shown = "  ".join(f"{k} {100 * v:.2f}" for k, v in metrics.items())
-        tqdm.write(f"epoch {epoch}: loss {loss:.4f}  trials {trials}  {shown}")
+            if isinstance(value, dict):  # e.g. "val": metrics of the held-out classes
+                self.logger.scalars(key, value, epoch)
+            else:
+                self.logger.scalar(f"eval/{key}", value, epoch)
+        row = {"epoch": epoch, "loss": loss, "trials": trials, **metrics, "lr": lrs}
+        self.history.append(row)
+        tqdm.write(f"epoch {epoch}: loss {loss:.4f}  trials {trials}  {_shown(metrics)}")
         if self.save:
             save_checkpoint(self.run_dir / "checkpoints" / "last.pt", self.state_dict(epoch))
 
@@ -175,3 +201,11 @@ class Trainer:
                 "python": random.getstate(),
             },
         }
+
+
+def _shown(metrics: dict) -> str:
+    """Test metrics in percent, then val R@1 when there is a val set."""
+    text = "  ".join(f"{k} {100 * v:.2f}" for k, v in metrics.items() if not isinstance(v, dict))
+    if "val" in metrics:
+        text += f"  (val R@1 {100 * metrics['val']['R@1']:.2f})"
+    return text

@@ -1,0 +1,347 @@
+"""Show a few test queries and their top-k neighbours from a run's final checkpoint.
+
+Usage: python scripts/show_retrievals.py <run_dir> [--queries 6] [--k 8] [--seed 0] [--out PNG]
+
+Rebuilds the model from <run_dir>/results.json, loads <run_dir>/checkpoints/last.pt,
+embeds the test split with the run's eval.feature (and eval.flip), and retrieves by cosine
+similarity, the query itself excluded. Each row of the PNG (default <run_dir>/retrievals.png)
+is one query (blue frame) and its neighbours, most similar first, framed green (same class)
+or red (other class). Images are the original files, not the normalised network inputs.
+Queries are drawn with --seed from as many different classes as possible. The neighbours
+are also printed, one query a line: test-split index (class id) same|other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image, UnidentifiedImageError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Frame colours (RGB): blue query, green same class, red other class (ColorBrewer RdYlBu ends).
+QUERY_RGB = (33, 102, 172)
+SAME_RGB = (26, 152, 80)
+OTHER_RGB = (215, 48, 39)
+BACKGROUND_RGB = (255, 255, 255)
+LETTERBOX_RGB = (235, 235, 235)
+
+# Layout in output pixels: the figure is drawn 1:1, so tiles sit at known positions.
+TILE = 96  # image area of a tile
+FRAME = 5  # frame width around each tile
+GAP = 8  # between tiles
+QUERY_GAP = 28  # extra space between the query column and its neighbours
+CAPTION = 30  # text band above each row of tiles
+TITLE = 26  # title band at the top
+MARGIN = 10
+DPI = 100
+
+
+class RetrievalError(Exception):
+    """A problem with the run directory or what it needs, reported as one line."""
+
+
+class Neighbours(NamedTuple):
+    """Top-k neighbours of each query: indices, same-class flags, cosine similarities."""
+
+    indices: np.ndarray  # (q, k) int, most similar first
+    same: np.ndarray  # (q, k) bool
+    similarity: np.ndarray  # (q, k) float
+
+
+# ------------------------------------------------------------------ retrieval
+
+
+def nearest_neighbours(
+    embeddings: np.ndarray, labels: Sequence[int] | np.ndarray, queries: Sequence[int], k: int
+) -> Neighbours:
+    """Top-k by cosine similarity for each query, itself excluded; ties go to the lower index."""
+    x = np.asarray(embeddings, dtype=np.float64)
+    labels = np.asarray(labels)
+    queries = np.asarray(queries, dtype=int)
+    if not 1 <= k <= len(x) - 1:
+        raise ValueError(f"k={k} must be between 1 and the number of items - 1 ({len(x) - 1})")
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    sims = x[queries] @ x.T
+    sims[np.arange(len(queries)), queries] = -np.inf  # a query is not its own neighbour
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    return Neighbours(
+        indices=order,
+        same=labels[order] == labels[queries][:, None],
+        similarity=np.take_along_axis(sims, order, axis=1),
+    )
+
+
+def pick_queries(labels: Sequence[int] | np.ndarray, n: int, seed: int) -> list[int]:
+    """n distinct items drawn with seed, each from a new class until every class has one."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    classes = rng.permutation(np.unique(labels))
+    members = {c: list(rng.permutation(np.flatnonzero(labels == c))) for c in classes}
+    picked: list[int] = []
+    # Round-robin over the shuffled classes, so rows show different classes first.
+    while len(picked) < min(n, len(labels)):
+        for c in classes:
+            if members[c] and len(picked) < n:
+                picked.append(int(members[c].pop(0)))
+    return picked
+
+
+# ------------------------------------------------------------------ loading
+
+
+def read_run(run_dir: Path) -> tuple[dict[str, Any], Path]:
+    """results.json of a completed run and its final checkpoint path."""
+    if not run_dir.is_dir():
+        raise RetrievalError(f"run directory not found: {run_dir}")
+    path = run_dir / "results.json"
+    if not path.is_file():
+        raise RetrievalError(f"no results.json in run {run_dir}")
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RetrievalError(f"cannot read {path}: {exc}") from None
+    if not isinstance(results, dict) or not isinstance(results.get("config"), dict):
+        raise RetrievalError(f"{path} holds no run config")
+    status = results.get("status")
+    if status != "completed":
+        why = f": {results['error']}" if results.get("error") else ""
+        raise RetrievalError(f"run {run_dir} did not complete (status {status}){why}")
+    checkpoint = run_dir / "checkpoints" / "last.pt"
+    if not checkpoint.is_file():
+        raise RetrievalError(
+            f"no checkpoint {checkpoint} (was the run made with trainer.save_checkpoints=false?)"
+        )
+    return results, checkpoint
+
+
+def run_recall(results: dict[str, Any]) -> str:
+    """The run's last-epoch test R@1 (the epoch of last.pt, not a selected one), as text."""
+    value = ((results.get("metrics") or {}).get("final") or {}).get("R@1")
+    return f"final test R@1 {100 * value:.1f}" if isinstance(value, (int, float)) else "no R@1"
+
+
+def embed_test_split(
+    config: dict[str, Any], checkpoint: Path
+) -> tuple[np.ndarray, list[int], list[Path], str]:
+    """Test-split features from the checkpoint, original class ids, image paths, feature name."""
+    from omegaconf.errors import OmegaConfBaseException
+    from torch.utils.data import DataLoader
+
+    from dml.data import ImageListDataset, load_retrieval_data
+    from dml.data.transforms import eval_transform
+    from dml.errors import DmlError
+    from dml.evaluation.embed import compute_embeddings
+    from dml.run import build_model, pick_device
+    from dml.training.checkpoint import load_checkpoint
+
+    cfg = with_schema_defaults(config)
+    feature = str(cfg.eval.get("feature", "embedding"))
+    try:
+        data = load_retrieval_data(cfg.dataset)
+        # The checkpoint replaces every weight: skip pretrained weights (no download, no
+        # synthetic pre-training just to overwrite them).
+        cfg.model.pretrained = "none"
+        with contextlib.redirect_stdout(io.StringIO()):  # build_model's summary line
+            model = build_model(cfg)
+        state = load_checkpoint(checkpoint)
+        model.load_state_dict(state["model"])
+        device = pick_device("auto")
+        loader = DataLoader(
+            ImageListDataset(data.test, eval_transform(cfg.dataset)),
+            batch_size=int(cfg.eval.get("batch_size", 128)),
+        )
+        emb, _ = compute_embeddings(
+            model.to(device), loader, device, bool(cfg.eval.get("flip", False)), feature
+        )
+    except DmlError as exc:
+        raise RetrievalError(_first_line(exc)) from None
+    except (OmegaConfBaseException, RuntimeError, KeyError, ValueError, OSError) as exc:
+        raise RetrievalError(
+            f"cannot rebuild the model from {checkpoint}: {_first_line(exc)}"
+        ) from None
+    return emb, list(data.test.labels), list(data.test.paths), feature
+
+
+def with_schema_defaults(config: dict[str, Any]) -> Any:
+    """The run's config, with keys added to the schemas since the run filled by their defaults."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from dml.config import SCHEMAS
+
+    cfg = OmegaConf.create(config)
+    synthetic = OmegaConf.select(cfg, "dataset.name") == "synthetic"
+    schemas = {
+        "dataset": SCHEMAS["dataset"]["base_synthetic" if synthetic else "base_dataset"],
+        "model": SCHEMAS["model"]["base_model"],
+        "pruning": SCHEMAS["pruning"]["base_pruning"],
+        "eval": SCHEMAS["eval"]["base_eval"],
+    }
+    for group, schema in schemas.items():
+        if group not in cfg or not OmegaConf.is_dict(cfg[group]):
+            continue
+        try:
+            merged = OmegaConf.merge(OmegaConf.structured(schema), cfg[group])
+        except OmegaConfBaseException:
+            # A key since removed from the schema: keep the run's section as it is.
+            continue
+        cfg[group] = OmegaConf.to_container(merged)
+    return cfg
+
+
+def _first_line(exc: Exception) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def load_tile(path: Path) -> np.ndarray:
+    """The original image scaled to fit TILE x TILE (aspect kept, letterboxed), as RGB uint8."""
+    try:
+        with Image.open(path) as img:
+            image = img.convert("RGB")
+    except (OSError, UnidentifiedImageError) as exc:
+        raise RetrievalError(f"cannot read image {path}: {exc}") from None
+    scale = TILE / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    # Small images (the synthetic twin's 32-64 px) stay crisp with nearest-neighbour upscaling.
+    resample = Image.NEAREST if scale >= 2 else Image.BICUBIC
+    image = image.resize(size, resample)
+    tile = np.full((TILE, TILE, 3), LETTERBOX_RGB, dtype=np.uint8)
+    top, left = (TILE - size[1]) // 2, (TILE - size[0]) // 2
+    tile[top : top + size[1], left : left + size[0]] = np.asarray(image)
+    return tile
+
+
+# ------------------------------------------------------------------ drawing
+
+
+def tile_origin(row: int, col: int) -> tuple[int, int]:
+    """(y, x) of the top-left pixel of the frame of tile (row, col); col 0 is the query."""
+    x = MARGIN + col * (TILE + 2 * FRAME + GAP) + (QUERY_GAP if col > 0 else 0)
+    y = TITLE + row * (CAPTION + TILE + 2 * FRAME + GAP) + CAPTION
+    return y, x
+
+
+def canvas_size(rows: int, k: int) -> tuple[int, int]:
+    """(height, width) in pixels of a grid of rows queries with k neighbours each."""
+    y, x = tile_origin(rows - 1, k)
+    return y + TILE + 2 * FRAME + MARGIN, x + TILE + 2 * FRAME + MARGIN
+
+
+def render(
+    tiles: list[list[np.ndarray]],
+    neighbours: Neighbours,
+    query_labels: Sequence[int],
+    neighbour_labels: np.ndarray,
+    title: str,
+) -> bytes:
+    """The grid as PNG bytes: one row per query, frames coloured by class agreement."""
+    rows, k = neighbours.indices.shape
+    height, width = canvas_size(rows, k)
+    canvas = np.full((height, width, 3), BACKGROUND_RGB, dtype=np.uint8)
+    for r in range(rows):
+        for c in range(k + 1):
+            colour = QUERY_RGB if c == 0 else SAME_RGB if neighbours.same[r, c - 1] else OTHER_RGB
+            y, x = tile_origin(r, c)
+            side = TILE + 2 * FRAME
+            canvas[y : y + side, x : x + side] = colour
+            canvas[y + FRAME : y + FRAME + TILE, x + FRAME : x + FRAME + TILE] = tiles[r][c]
+
+    fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
+    FigureCanvasAgg(fig)  # attaches itself: render with Agg, whatever the default backend
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.imshow(canvas, interpolation="nearest", extent=(0, width, height, 0))
+    ax.set_axis_off()
+    ax.text(MARGIN, TITLE / 2, title, va="center", ha="left", fontsize=9)
+    for r in range(rows):
+        y, x = tile_origin(r, 0)
+        ax.text(x, y - 4, f"query\nclass {query_labels[r]}", va="bottom", fontsize=7)
+        for j in range(k):
+            y, x = tile_origin(r, j + 1)
+            text = f"#{j + 1} class {neighbour_labels[r, j]}\ncos {neighbours.similarity[r, j]:.3f}"
+            ax.text(x, y - 4, text, va="bottom", fontsize=7)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+# --------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path, help="run directory holding results.json")
+    parser.add_argument("--queries", type=int, default=6, help="number of query rows")
+    parser.add_argument("--k", type=int, default=8, help="neighbours shown per query")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the query draw")
+    parser.add_argument("--out", type=Path, default=None, help="PNG (default <run>/retrievals.png)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Draw the retrieval grid of a run; return the exit code."""
+    try:
+        args = parse_args(argv)
+    except SystemExit as exc:  # argparse exits on bad usage; callers of main() get a code
+        return int(exc.code or 0)
+    # Resolve before chdir: the runs' configs hold data paths relative to the project root.
+    run_dir = args.run_dir.resolve()
+    out = (args.out or run_dir / "retrievals.png").resolve()
+    previous = Path.cwd()
+    try:
+        if args.queries < 1 or args.k < 1:
+            raise RetrievalError("--queries and --k must be at least 1")
+        results, checkpoint = read_run(run_dir)
+        os.chdir(ROOT)
+        emb, labels, paths, feature = embed_test_split(results["config"], checkpoint)
+        if len(labels) < 2:
+            raise RetrievalError(f"the test split has {len(labels)} image(s): nothing to retrieve")
+        k = min(args.k, len(labels) - 1)
+        queries = pick_queries(labels, args.queries, args.seed)
+        found = nearest_neighbours(emb, labels, queries, k)
+        label_arr = np.asarray(labels)
+        tiles = [
+            [load_tile(paths[i]) for i in [q, *found.indices[r]]] for r, q in enumerate(queries)
+        ]
+        title = (
+            f"{run_dir.parent.name}/{run_dir.name} ({run_recall(results)}): {feature} features, "
+            f"cosine, top {k} of {len(labels)} test images; green same class, red other"
+        )
+        png = render(tiles, found, [labels[q] for q in queries], label_arr[found.indices], title)
+    except RetrievalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        os.chdir(previous)
+    for r, q in enumerate(queries):
+        shown = ", ".join(
+            f"{i} ({label_arr[i]}) {'same' if s else 'other'}"
+            for i, s in zip(found.indices[r], found.same[r])
+        )
+        print(f"query {q} (class {labels[q]}): {shown}")
+    print(f"precision@{k} of these queries: {found.same.mean():.3f}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(png)
+    except OSError as exc:
+        print(f"error: cannot write {out}: {exc}", file=sys.stderr)
+        return 2
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Which epoch a run reports: the paper's test-watching protocol or a held-out validation set."""
+
+from __future__ import annotations
+
+from dml.data.records import Split
+from dml.errors import DmlError
+
+PROTOCOLS = ("test", "val")
+
+
+def holdout_classes(split: Split, share: float) -> tuple[Split, Split]:
+    """(train, val): the last round(share * C) classes of the split, by class id, become val.
+
+    The paper's retrieval splits are by class, so validation is too: val classes are
+    unseen in training, as the test classes are.
+    """
+    if not 0.0 < share < 1.0:
+        raise DmlError(f"eval.val_classes={share}: expected a share strictly between 0 and 1")
+    classes = sorted(set(split.labels))
+    n_val = round(share * len(classes))
+    if n_val < 2 or len(classes) - n_val < 2:
+        raise DmlError(
+            f"eval.val_classes={share} of {len(classes)} training classes leaves {n_val} val "
+            f"and {len(classes) - n_val} train classes: each side needs at least 2"
+        )
+    val_ids = set(classes[-n_val:])
+    keep = [i for i, y in enumerate(split.labels) if y not in val_ids]
+    held = [i for i, y in enumerate(split.labels) if y in val_ids]
+    return _subset(split, keep), _subset(split, held)
+
+
+def _subset(split: Split, rows: list[int]) -> Split:
+    return Split([split.paths[i] for i in rows], [split.labels[i] for i in rows])
+
+
+def select_epoch(history: list[dict], protocol: str, metric: str = "R@1") -> dict:
+    """The reported epoch: best test `metric` (protocol test) or best val `metric` (val).
+
+    Ties go to the earliest epoch. Returns {"protocol", "epoch", "test", and "val" for val}.
+    """
+    if protocol not in PROTOCOLS:
+        raise DmlError(f"eval.selection='{protocol}': expected one of {list(PROTOCOLS)}")
+    if not history:
+        raise ValueError("no epochs to select from")
+
+    def score(row: dict) -> float:
+        return row["val"][metric] if protocol == "val" else row[metric]
+
+    best = max(range(len(history)), key=lambda i: (score(history[i]), -i))
+    row = history[best]
+    out = {"protocol": protocol, "epoch": row["epoch"], "test": test_metrics(row)}
+    if protocol == "val":
+        out["val"] = dict(row["val"])
+    return out
+
+
+def test_metrics(row: dict) -> dict[str, float]:
+    """The test-set metrics of a history row (Recall@K and MAP@R), without val, lr, loss."""
+    return {k: v for k, v in row.items() if k.startswith(("R@", "MAP"))}

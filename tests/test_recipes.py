@@ -1,0 +1,281 @@
+"""The paper recipes and table sweeps hold the authors' settings, value by value.
+
+Each expected value is typed from ../shared/autolr-spec.md section 9, the supplement
+(sections C and E) or proxy-anchor's official code, not read back from our configs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from dml.config import paper_epoch
+from tests.conftest import CONFIG_DIR, compose_cfg
+
+
+def recipe(*overrides: str):
+    """A composed, resolved config (as a job of train.py would see it)."""
+    cfg = compose_cfg([*overrides, "data_dir=/tmp/d"])
+    OmegaConf.resolve(cfg)
+    return cfg
+
+
+def sweep_rows(sweep: str) -> list[str]:
+    """The experiment rows a `python train.py -m experiment=<sweep>` launches."""
+    GlobalHydra.instance().clear()
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
+        cfg = compose("train", overrides=[f"experiment={sweep}"], return_hydra_config=True)
+    return cfg.hydra.sweeper.params["+experiment@_global_"].split(",")
+
+
+def job(sweep: str, row: str):
+    """One job of a sweep: the sweep's base plus the row, as Hydra's launcher composes it."""
+    return recipe(f"experiment={sweep}", f"+experiment@_global_={row}")
+
+
+SOFTMAX_PAPER = {
+    # spec 9: ResNet-50, original ImageNet weights, pruning 15,16, last stride 1, 224 px
+    "model.arch": "resnet50",
+    "model.pretrained": "imagenet",
+    "model.weights": "IMAGENET1K_V1",
+    "model.last_stride": 1,
+    "pruning.units": [15, 16],
+    "dataset.image_size": 224,
+    # train Resize((224,224)) bicubic + flip; test Resize((256,256)) bicubic + CenterCrop(224)
+    "dataset.random_resized_crop": False,
+    "dataset.hflip": True,
+    "dataset.interpolation": "bicubic",
+    "dataset.resize_size": 256,
+    "dataset.eval_resize": "square",
+    # plain shuffling, batch 40
+    "trainer.samples_per_class": 0,
+    "trainer.batch_size": 40,
+    "trainer.warmup_epochs": 0,
+    # the paper head and its init, retrieval on pooled features with flip averaging
+    "loss.name": "softmax",
+    "model.head": "paper",
+    "model.embedding_dim": 512,
+    "loss.classifier_std": 0.001,
+    "eval.feature": "pooled",
+    "eval.flip": True,
+    # SGD Nesterov, wd 5e-4, units 1e-3, head 1e-2
+    "optimizer.name": "sgd",
+    "optimizer.lr": 1e-3,
+    "optimizer.head_lr": 1e-2,
+    "optimizer.weight_decay": 5e-4,
+    "optimizer.momentum": 0.9,
+    "optimizer.nesterov": True,
+    # the paper picks the epoch on the test classes
+    "eval.selection": "test",
+}
+
+
+def assert_values(cfg, expected: dict) -> None:
+    wrong = {k: (OmegaConf.select(cfg, k), v) for k, v in expected.items()}
+    wrong = {k: (got, want) for k, (got, want) in wrong.items() if got != want}
+    assert not wrong, f"(got, expected): {wrong}"
+
+
+@pytest.mark.parametrize(
+    ("experiment", "extra"),
+    [
+        # spec 9: CUB 40 epochs, x0.2 at 30, AutoLR alpha 2 beta 0.4 (supplement A)
+        (
+            "cub200_autolr",
+            {"dataset.name": "cub200", "trainer.epochs": 40, "autolr.drop_epoch": 30}
+            | {"autolr.alpha": 2.0, "autolr.beta": 0.4, "autolr.drop_factor": 0.2},
+        ),
+        # supplement A: Cars best at alpha 3, beta 0.6
+        (
+            "cars196_autolr",
+            {"dataset.name": "cars196", "trainer.epochs": 40, "autolr.drop_epoch": 30}
+            | {"autolr.alpha": 3.0, "autolr.beta": 0.6},
+        ),
+        # supplement E: 50 epochs, AutoLR x0.2 at 40
+        (
+            "cub200_autolr_50",
+            {"trainer.epochs": 50, "autolr.drop_epoch": 40, "autolr.drop_factor": 0.2},
+        ),
+        # Table 4's best step row: l_max 1e-3, x0.5 at 40 of 50
+        (
+            "cub200_step",
+            {"trainer.epochs": 50, "lr_policy.name": "step", "lr_policy.l_max": 1e-3}
+            | {"lr_policy.drop_epoch": 40, "lr_policy.gamma": 0.5},
+        ),
+    ],
+)
+def test_softmax_paper_recipes(experiment, extra):
+    """Catches any recipe value drifting from the authors' code (head, transforms, feature...)."""
+    assert_values(recipe(f"experiment={experiment}"), SOFTMAX_PAPER | extra)
+
+
+OFFICIAL_PA = {
+    # proxy-anchor's official code: ResNet-50, 512-d on avg + max pooling, BN frozen
+    "model.arch": "resnet50",
+    "model.weights": "IMAGENET1K_V1",
+    "model.pooling": "avgmax",
+    "model.embedding_dim": 512,
+    "model.freeze_bn": True,
+    "model.head": "linear",
+    "loss.name": "proxy_anchor",
+    "loss.margin": 0.1,
+    "loss.alpha": 32.0,
+    # RandomResizedCrop 224 (torchvision's default scale) + flip; Resize 256 + CenterCrop 224
+    "dataset.random_resized_crop": True,
+    "dataset.crop_scale": [0.08, 1.0],
+    "dataset.image_size": 224,
+    "dataset.resize_size": 256,
+    "dataset.eval_resize": "shorter",
+    # batch 120 shuffled, 60 epochs, retrieval on the embedding
+    "trainer.batch_size": 120,
+    "trainer.samples_per_class": 0,
+    "trainer.epochs": 60,
+    "eval.feature": "embedding",
+    "eval.selection": "test",
+}
+
+
+def test_table2_sweep_rows():
+    """Catches a Table 2 row missing, or a row changing more than the one thing it adds."""
+    rows = sweep_rows("table2")
+    assert len(rows) == 8
+    for ds, every in (("cub200", 5), ("cars196", 10)):
+        official = job("table2", f"table2/{ds}_official")
+        assert_values(official, OFFICIAL_PA | {"dataset.name": ds, "pruning.units": []})
+        # AdamW lr 1e-4 wd 1e-4, embedding at 1e-4, proxies 100x; x0.5 every 5 (Cars 10);
+        # 5 warm-up epochs training only the embedding and the proxies
+        assert_values(
+            official,
+            {"optimizer.name": "adamw", "optimizer.lr": 1e-4, "optimizer.weight_decay": 1e-4}
+            | {"optimizer.head_lr": 1e-4, "loss.lr_mult": 100.0, "trainer.warmup_epochs": 5}
+            | {"lr_policy.name": "step", "lr_policy.every": every, "lr_policy.gamma": 0.5},
+        )
+        sgd = job("table2", f"table2/{ds}_sgd")
+        assert_values(sgd, OFFICIAL_PA | {"pruning.units": [], "lr_policy.every": every})
+        assert_values(
+            sgd,
+            {"optimizer.name": "sgd", "optimizer.lr": 1e-3, "optimizer.head_lr": 1e-2}
+            | {"optimizer.nesterov": True, "optimizer.weight_decay": 5e-4, "lr_policy.l_max": 1e-3}
+            # proxies at 100x the backbone LR: head 1e-2 x 10 = 1e-1 = 100 x 1e-3
+            | {"loss.lr_mult": 10.0},
+        )
+        pruned = job("table2", f"table2/{ds}_sgd_pruning")
+        assert_values(pruned, {"pruning.units": [15, 16], "optimizer.name": "sgd"})
+        auto = job("table2", f"table2/{ds}_sgd_pruning_autolr")
+        assert_values(
+            auto,
+            OFFICIAL_PA
+            | {"pruning.units": [15, 16], "optimizer.name": "sgd", "lr_policy.name": "autolr"}
+            | {"autolr.alpha": 2.0, "autolr.beta": 0.4, "autolr.drop_epoch": 45}
+            | {"trainer.warmup_epochs": 0, "dataset.name": ds},
+        )
+
+
+def test_table4_sweep_rows():
+    """Catches a Table 4 cell missing or holding the wrong hyper-parameters (37 runs)."""
+    rows = sweep_rows("table4")
+    assert len(rows) == 37 and len(set(rows)) == 37
+    cells = set()
+    for row in rows:
+        cfg = job("table4", row)
+        assert_values(cfg, SOFTMAX_PAPER | {"trainer.epochs": 50, "dataset.name": "cub200"})
+        p = cfg.lr_policy
+        if p.name == "step":
+            cells.add(("step", p.drop_epoch, p.gamma, p.l_max))
+        elif p.name == "cyclic":
+            cells.add(("cyclic", p.cycles, p.l_max, p.l_min))
+        elif p.name == "sgdr":
+            cells.add(("sgdr", p.resets, p.l_max, p.l_min))
+        else:
+            a = cfg.autolr
+            cells.add(("autolr", a.alpha, a.beta, p.l_max, a.drop_epoch, a.drop_factor))
+    ranges = [(1e-3, 1e-4), (1e-2, 1e-3)]
+    expected = {("autolr", 2.0, 0.4, 1e-3, 40, 0.2)}
+    for hi, lo in ranges:
+        expected |= {("step", td, g, hi) for td in (30, 40) for g in (0.1, 0.2, 0.5)}
+        expected |= {("cyclic", c, hi, lo) for c in (1, 3, 5, 7, 9, 15)}
+        expected |= {("sgdr", r, hi, lo) for r in (0, 2, 4, 6, 8, 14)}
+    assert cells == expected
+
+
+def test_synthetic_sweeps_scale_epochs_and_use_val():
+    """Catches the CPU-sized sweeps using the 50-epoch drop points or peeking at the test set."""
+    rows = sweep_rows("table4_synthetic")
+    assert len(rows) == 7
+    step = job("table4_synthetic", "table4/step_td40_g0.5_lr1e-3")
+    # 40 of 50 epochs -> 8 of 10
+    assert_values(step, {"dataset.name": "synthetic", "trainer.epochs": 10})
+    assert_values(step, {"lr_policy.drop_epoch": 8, "lr_policy.gamma": 0.5})
+    assert_values(step, {"eval.selection": "val"})
+    auto = job("table4_synthetic", "table4/autolr_a2_b0.4")
+    assert_values(auto, {"autolr.drop_epoch": 8, "lr_policy.name": "autolr"})
+    assert len(sweep_rows("table2_synthetic")) == 4
+    official = job("table2_synthetic", "table2_synthetic/official")
+    # x0.5 every 5 of 60 epochs and 5 warm-up epochs -> 1 of 10 each
+    assert_values(official, {"lr_policy.every": 1, "trainer.warmup_epochs": 1})
+    assert_values(official, {"optimizer.name": "adamw", "eval.selection": "val"})
+    pruned = job("table2_synthetic", "table2_synthetic/sgd_pruning")
+    assert_values(pruned, {"pruning.remove_last": 2, "pruning.units": []})
+
+
+def test_figure1_grid_holds_the_paper_picks():
+    """Catches a Figure 1 grid that misses supplement A's (2, 0.4) or (3, 0.6)."""
+    GlobalHydra.instance().clear()
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
+        cfg = compose("train", overrides=["experiment=figure1"], return_hydra_config=True)
+    params = cfg.hydra.sweeper.params
+    alphas = [float(a) for a in params["autolr.alpha"].split(",")]
+    betas = [float(b) for b in params["autolr.beta"].split(",")]
+    assert {2.0, 3.0} <= set(alphas) and {0.4, 0.6} <= set(betas)
+    assert params["+experiment@_global_"].split(",") == ["cub200_autolr", "cars196_autolr"]
+
+
+def test_paper_epoch_scaling_by_hand():
+    """Catches a wrong scale (e.g. floor instead of round, or 0 for short runs)."""
+    assert paper_epoch(30, 50) == 30
+    assert paper_epoch(30, 10) == 6  # 30 * 10 / 50
+    assert paper_epoch(40, 10) == 8
+    assert paper_epoch(5, 10, 60) == 1  # 0.83 rounds to 1
+    assert paper_epoch(45, 10, 60) == 8  # 7.5 -> 8
+    assert paper_epoch(1, 10) == 1  # 0.2 would be 0: at least 1
+
+
+def test_resize_follows_image_size_for_real_datasets():
+    """Catches `dataset=cub200 dataset.image_size=32` evaluating a 32-px crop of a 256 resize."""
+    from dml.data.transforms import describe_eval, eval_resize_size
+
+    for ds in ("cub200", "cars196"):
+        cfg = recipe(f"dataset={ds}", "dataset.image_size=32")
+        assert eval_resize_size(cfg.dataset) == 37  # round(32 * 256 / 224)
+        assert "crop 32" in describe_eval(cfg.dataset)
+
+
+def test_optuna_sweeper_config_composes():
+    """Catches the Optuna bundle naming parameters or a sweeper the plugin does not know."""
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    GlobalHydra.instance().clear()
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
+        cfg = compose("train", overrides=["experiment=figure1_optuna"], return_hydra_config=True)
+    sweeper = cfg.hydra.sweeper
+    assert "optuna" in sweeper._target_.lower() and sweeper.direction == "maximize"
+    assert set(sweeper.params) == {"autolr.alpha", "autolr.beta"}
+    assert cfg.eval.selection == "val"
+
+
+def test_every_experiment_file_is_reachable():
+    """Catches a row file on disk that no sweep or recipe test composes (dead config)."""
+    root = Path(CONFIG_DIR) / "experiment"
+    rows = set(sweep_rows("table4")) | set(sweep_rows("table2"))
+    rows |= set(sweep_rows("table2_synthetic")) | {"table2/base", "table2_synthetic/base"}
+    for sub in ("table2", "table4", "table2_synthetic"):
+        for path in (root / sub).glob("*.yaml"):
+            assert f"{sub}/{path.stem}" in rows, path
