@@ -10,17 +10,22 @@ from omegaconf import DictConfig
 
 import dml.config  # noqa: F401  (registers the config schemas)
 from dml.cli import quote_numeric_choices
-from dml.run import run
+from dml.run import objective, run
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
-def main(cfg: DictConfig) -> int:
-    """Run one job; outside a multirun a failed job exits non-zero."""
+def main(cfg: DictConfig) -> float:
+    """Run one job; outside a multirun a failed job exits non-zero.
+
+    Returns the reported epoch's R@1 (val R@1 under eval.selection=val), the value a
+    Hydra sweeper such as Optuna maximises; NaN for a job that did not complete.
+    """
     hc = HydraConfig.get()
-    code = run(cfg, Path(hc.runtime.output_dir))
+    out = Path(hc.runtime.output_dir)
+    code = run(cfg, out)
     if code and hc.mode != RunMode.MULTIRUN:
         sys.exit(code)  # a multirun goes on with the other jobs; results.json says what failed
-    return code
+    return objective(out)
 
 
 if __name__ == "__main__":

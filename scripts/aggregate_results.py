@@ -3,11 +3,11 @@
 python scripts/aggregate_results.py <sweep dir> [--sort R@1] [--group-by seed]
                                     [--md table.md] [--csv table.csv]
 
-One row per job (or, with --group-by seed, per setting: mean ± std over seeds and n).
-Columns: the config keys whose values differ between the jobs, Recall@1/2/4/8 (and MAP@R
-where present) in percent, and the status. The number shown for a job is its
-selection.test block (the epoch its protocol picked); files written before that block
-existed give metrics.best instead.
+One row per job (or, with --group-by seed, per setting: mean ± sample std (ddof 1) over
+seeds, and n). Columns: the config keys whose values differ between the jobs,
+Recall@1/2/4/8 (and MAP@R where present) in percent, and the status. The number shown for
+a job is its selection.test block (the epoch its protocol picked); files written before
+that block existed give metrics.best instead.
 """
 
 from __future__ import annotations
@@ -16,104 +16,23 @@ import argparse
 import csv
 import json
 import math
-import re
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-RESULTS_FILE = "results.json"
-METRICS = ("R@1", "R@2", "R@4", "R@8", "MAP@R")
-# keys that name where things live, not what was run: they differ per job without meaning
-IGNORED_TOP = {"hydra"}
-IGNORED_LEAVES = {"root", "data_dir", "run_name", "dir", "path", "output_dir", "out_dir"}
-IGNORED_SUFFIXES = ("_dir", "_path", "_root")
-MISSING = "-"
-
-
-@dataclass
-class Run:
-    """One job's results.json, its config flattened to dotted keys."""
-
-    name: str
-    status: str
-    config: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
-    protocol: str = "test"
-    error: str = ""
-
-
-def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    """{'a': {'b': 1}} -> {'a.b': 1}; lists stay values."""
-    if not isinstance(node, dict):
-        return {prefix: node} if prefix else {}
-    flat: dict[str, Any] = {}
-    for key, value in node.items():
-        flat |= flatten(value, f"{prefix}.{key}" if prefix else str(key))
-    return flat
-
-
-def is_ignored(key: str) -> bool:
-    """True for keys that hold paths, run names or Hydra's own settings."""
-    parts = key.split(".")
-    leaf = parts[-1]
-    return parts[0] in IGNORED_TOP or leaf in IGNORED_LEAVES or leaf.endswith(IGNORED_SUFFIXES)
-
-
-def selected_metrics(results: dict) -> tuple[dict[str, float], str]:
-    """The metrics a job reports and their protocol: selection.test, else metrics.best."""
-    selection = results.get("selection")
-    if isinstance(selection, dict) and isinstance(selection.get("test"), dict):
-        return _numbers(selection["test"]), str(selection.get("protocol", "test"))
-    metrics = results.get("metrics") or {}
-    if metrics.get("best"):
-        # before the selection block existed, best was picked on the test split
-        return _numbers(metrics["best"]), "test via metrics.best"
-    return _numbers(metrics.get("final") or {}), "test via metrics.final"
-
-
-def _numbers(block: dict) -> dict[str, float]:
-    return {k: float(v) for k, v in block.items() if isinstance(v, int | float) and k in METRICS}
-
-
-def _natural(text: str) -> list:
-    # Hydra numbers jobs 0..N: "10" must come after "9"
-    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text)]
-
-
-def collect_runs(roots: Sequence[Path]) -> list[Run]:
-    """Every results.json below the given folders (nested at any depth), once each."""
-    seen: set[Path] = set()
-    runs: list[Run] = []
-    for root in roots:
-        paths = sorted(root.rglob(RESULTS_FILE), key=lambda p: _natural(str(p.relative_to(root))))
-        for path in paths:
-            if path.resolve() in seen:
-                continue
-            seen.add(path.resolve())
-            rel = path.parent.relative_to(root)
-            # with several folders a bare job number would be ambiguous
-            name = str(root / rel) if len(roots) > 1 else str(rel)
-            runs.append(read_run(path, name))
-    return runs
-
-
-def read_run(path: Path, name: str) -> Run:
-    """One results.json as a Run; an unreadable file becomes a run with that status."""
-    try:
-        results = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        return Run(name=name, status="unreadable", error=f"{type(exc).__name__}: {exc}")
-    metrics, protocol = selected_metrics(results)
-    return Run(
-        name=name,
-        status=str(results.get("status", "unknown")),
-        config=flatten(results.get("config") or {}),
-        metrics=metrics,
-        protocol=protocol,
-        error=str(results.get("error") or ""),
-    )
+from dml.logging.runs import (
+    METRICS,
+    MISSING,
+    RESULTS_FILE,
+    Run,
+    collect_runs,
+    format_value,
+    is_ignored,
+    mean_std,
+    percent_cell,
+)
 
 
 def _canon(value: Any) -> str:
@@ -131,31 +50,6 @@ def varying_keys(runs: Sequence[Run]) -> list[str]:
     return [
         k for k in order if len({_canon(r.config[k]) if k in r.config else None for r in runs}) > 1
     ]
-
-
-def format_value(value: Any) -> str:
-    """A config value as a short cell: 0.001, [15,16], true."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, list | tuple | dict):
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)
-
-
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and population standard deviation (ddof 0) of a non-empty sequence."""
-    mean = sum(values) / len(values)
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
-
-
-def percent_cell(values: Sequence[float]) -> str:
-    """Fractions as a percent cell: '68.10' for one value, '68.10 ± 0.40' for several."""
-    if not values:
-        return MISSING
-    mean, std = mean_std([100 * v for v in values])
-    return f"{mean:.2f}" if len(values) == 1 else f"{mean:.2f} ± {std:.2f}"
 
 
 def _status_summary(runs: Sequence[Run]) -> str:
@@ -271,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         "--group-by",
         default=None,
         metavar="KEY",
-        help="collapse runs differing only in this config key (e.g. seed): mean ± std, n",
+        help="collapse runs differing only in this config key (e.g. seed): mean ± sample std, n",
     )
     parser.add_argument("--md", type=Path, default=None, help="also write a markdown table")
     parser.add_argument("--csv", type=Path, default=None, help="also write a CSV table")

@@ -5,6 +5,8 @@ Usage: python scripts/plot_alpha_beta.py <sweep_dir> [--out PNG] [--metric R@1]
 Reads every results.json below <sweep_dir> (a Hydra multirun: <sweep>/<n>/results.json)
 whose config has lr_policy.name == autolr. The value of a run is selection.test[metric],
 or metrics.final[metric] for results written before model selection existed, in percent.
+(aggregate_results.py and report.py fall back to metrics.best, the epoch picked on the test
+split; this figure keeps the final epoch. The files are found and read by dml.logging.runs.)
 Runs with the same (alpha, beta) (different seeds) are averaged; n is the number averaged.
 Cells whose runs were all infeasible (lower bound above upper bound) are hatched, cells
 with no run are marked "no run", the best cell is outlined. Writes the PNG (default
@@ -14,7 +16,6 @@ with no run are marked "no run", the best cell is outlined. Writes the PNG (defa
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import sys
@@ -25,10 +26,13 @@ from typing import Any
 
 import numpy as np
 from matplotlib import colormaps
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
+
+from dml.errors import DmlError
+from dml.logging.figures import save_png
+from dml.logging.runs import find_results, flatten, load_results
 
 CMAP = "viridis"
 DPI = 120
@@ -36,7 +40,7 @@ DPI = 120
 SWEPT = {"autolr.alpha", "autolr.beta", "seed"}
 
 
-class SweepError(Exception):
+class SweepError(DmlError):
     """A problem with the sweep directory, reported as one line."""
 
 
@@ -117,20 +121,10 @@ def run_value(results: dict[str, Any], metric: str) -> float | None:
     return 100.0 * float(value)
 
 
-def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    """Dotted key -> JSON text of each leaf (lists stay whole, so they compare as values)."""
-    out: dict[str, str] = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            out |= _flat(value, f"{prefix}{key}.")
-        else:
-            out[f"{prefix}{key}"] = json.dumps(value, sort_keys=True)
-    return out
-
-
 def varying_keys(configs: Sequence[dict[str, Any]]) -> list[str]:
     """Config keys, other than alpha, beta and seed, whose values differ between runs."""
-    flats = [_flat(c) for c in configs]
+    # JSON text of each leaf: lists stay whole and hashable, so they compare as values
+    flats = [{k: json.dumps(v, sort_keys=True) for k, v in flatten(c).items()} for c in configs]
     keys = set().union(*flats) if flats else set()
     return sorted(k for k in keys - SWEPT if len({f.get(k) for f in flats}) > 1)
 
@@ -141,13 +135,13 @@ def collect(sweep: Path, metric: str) -> tuple[list[Run], list[str]]:
         raise SweepError(f"sweep directory not found: {sweep}")
     runs, configs, notes = [], [], []
     skipped: dict[str, int] = {}
-    for path in sorted(sweep.rglob("results.json")):
+    for path in find_results(sweep):
         try:
-            results = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            results = load_results(path)
+        except (OSError, ValueError):
             notes.append(f"skipped unreadable {path}")
             continue
-        config = results.get("config") if isinstance(results, dict) else None
+        config = results.get("config")
         if lookup(config, "lr_policy.name") != "autolr":
             skipped["not AutoLR"] = skipped.get("not AutoLR", 0) + 1
             continue
@@ -216,7 +210,6 @@ def plot(grid: Grid, metric: str, title: str) -> Figure:
     fig = Figure(
         figsize=(max(5.5, 1.1 * cols + 2.5), max(4.5, 0.75 * rows + 2.5)), layout="constrained"
     )
-    FigureCanvasAgg(fig)  # attaches itself: render with Agg, whatever the default backend
     ax = fig.add_subplot()
     finite = grid.mean[np.isfinite(grid.mean)]
     lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
@@ -279,24 +272,15 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     try:
         runs, notes = collect(args.sweep_dir, args.metric)
-    except SweepError as exc:
+        grid = build_grid(runs)
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+        print(table(grid, args.metric))
+        title = f"AutoLR {args.metric} over alpha and beta: {args.sweep_dir.name}"
+        out = args.out or args.sweep_dir / "alpha_beta.png"
+        save_png(plot(grid, args.metric, title), out, DPI)
+    except DmlError as exc:  # SweepError, and save_png's own
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    grid = build_grid(runs)
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr)
-    print(table(grid, args.metric))
-    fig = plot(
-        grid, args.metric, f"AutoLR {args.metric} over alpha and beta: {args.sweep_dir.name}"
-    )
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI)
-    out = args.out or args.sweep_dir / "alpha_beta.png"
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(buffer.getvalue())
-    except OSError as exc:
-        print(f"error: cannot write {out}: {exc}", file=sys.stderr)
         return 2
     print(out)
     return 0

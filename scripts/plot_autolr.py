@@ -12,8 +12,6 @@ Writes into <run_dir>/plots/:
 from __future__ import annotations
 
 import argparse
-import io
-import json
 import math
 import sys
 from collections.abc import Sequence
@@ -23,7 +21,6 @@ from typing import Any
 
 import numpy as np
 from matplotlib import colormaps
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
@@ -31,13 +28,17 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from dml.errors import DmlError
+from dml.logging.figures import png_bytes, write_png
+from dml.logging.runs import RESULTS_FILE, NotAnObjectError, read_run_results
+
 VARIATION_DISPLAY_SCALE = 1e6  # the reference code prints v x 1e6; only the display uses it
 EPOCH_CMAP = "viridis"
 UNIT_CMAP = "turbo"
 DPI = 120
 
 
-class PlotError(Exception):
+class PlotError(DmlError):
     """A problem with the run directory or its diagnostics, reported as one line."""
 
 
@@ -76,23 +77,14 @@ def _num(x: Any) -> float:
 
 def read_autolr(run_dir: Path) -> AutoLRLog:
     """Read and check the "autolr" section of <run_dir>/results.json."""
-    if not run_dir.is_dir():
-        raise PlotError(f"run directory not found: {run_dir}")
-    path = run_dir / "results.json"
-    if not path.is_file():
-        raise PlotError(f"no results.json in run {run_dir}")
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlotError(f"cannot read {path}: {exc}") from None
-    try:
-        results = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PlotError(f"{path} is not valid JSON: {exc}") from None
-    section = results.get("autolr") if isinstance(results, dict) else None
+        results = read_run_results(run_dir)
+    except NotAnObjectError:
+        results = {}  # a JSON list or number: reported, as before, as a run without the section
+    section = results.get("autolr")
     if not section:
         raise PlotError(f"run {run_dir} has no AutoLR diagnostics (lr_policy was not autolr)")
-    return _parse_section(section, path)
+    return _parse_section(section, run_dir / RESULTS_FILE)
 
 
 def _parse_section(section: Any, path: Path) -> AutoLRLog:
@@ -316,14 +308,7 @@ FIGURES = {
 
 def render(log: AutoLRLog) -> dict[str, bytes]:
     """All figures as PNG bytes, so nothing is written unless every one renders."""
-    out = {}
-    for name, plot in FIGURES.items():
-        fig = plot(log)
-        FigureCanvasAgg(fig)  # attaches itself: render with Agg, whatever the default backend
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=DPI)
-        out[name] = buffer.getvalue()
-    return out
+    return {name: png_bytes(plot(log), DPI) for name, plot in FIGURES.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -336,14 +321,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     try:
         pngs = render(read_autolr(args.run_dir))
-    except PlotError as exc:
+        for name, data in pngs.items():
+            print(write_png(data, args.run_dir / "plots" / name))
+    except DmlError as exc:  # PlotError, and read_run_results' and write_png's own
         print(f"plot_autolr: error: {exc}", file=sys.stderr)
         return 2
-    plots = args.run_dir / "plots"
-    plots.mkdir(exist_ok=True)
-    for name, data in pngs.items():
-        (plots / name).write_bytes(data)
-        print(plots / name)
     return 0
 
 

@@ -15,8 +15,6 @@ a run directory, unless --out is given.
 from __future__ import annotations
 
 import argparse
-import io
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +25,13 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from matplotlib import colormaps
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
 import dml.config  # noqa: F401  (registers the schemas the config groups extend)
 from dml.errors import DmlError
+from dml.logging.figures import png_bytes, write_png
+from dml.logging.runs import RESULTS_FILE, read_run_results
 from dml.policies import build_policy
 from dml.policies.base import PolicyContext
 from dml.training.param_groups import GroupInfo
@@ -156,16 +155,9 @@ def schedule_curves(
 
 def read_autolr_run(run_dir: Path) -> AutoLRRun:
     """The per-unit LR of each epoch in the "autolr" section of <run_dir>/results.json."""
-    if not run_dir.is_dir():
-        raise PlotError(f"run directory not found: {run_dir}")
-    path = run_dir / "results.json"
-    if not path.is_file():
-        raise PlotError(f"no results.json in run {run_dir}")
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PlotError(f"cannot read {path}: {exc}") from None
-    section = results.get("autolr") if isinstance(results, dict) else None
+    results = read_run_results(run_dir)
+    path = run_dir / RESULTS_FILE
+    section = results.get("autolr")
     if not isinstance(section, dict) or not section:
         raise PlotError(f"run {run_dir} has no autolr section (lr_policy was not autolr)")
     units, epochs = section.get("units"), section.get("epochs")
@@ -240,11 +232,7 @@ def _plot_autolr(ax: Any, run: AutoLRRun) -> None:
 
 def render(curves: dict[str, Curve], run: AutoLRRun | None = None) -> bytes:
     """The figure as PNG bytes, drawn with Agg whatever the default backend."""
-    fig = plot(curves, run)
-    FigureCanvasAgg(fig)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI)
-    return buffer.getvalue()
+    return png_bytes(plot(curves, run), DPI)
 
 
 # --------------------------------------------------------------------- main
@@ -278,12 +266,7 @@ def main(argv: list[str] | None = None) -> int:
             args.resets,
         )  # fmt: skip
         png = render(curves, run)
-        out = args.out or (args.run_dir or Path.cwd()) / "schedules.png"
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_bytes(png)
-        except OSError as exc:
-            raise PlotError(f"cannot write {out}: {exc.strerror or exc}") from None
+        out = write_png(png, args.out or (args.run_dir or Path.cwd()) / "schedules.png")
     except (PlotError, DmlError) as exc:
         print(f"plot_schedules: error: {exc}", file=sys.stderr)
         return 2

@@ -3,9 +3,10 @@
 python scripts/report.py <run or sweep dirs...> --table {2,4} [--out report.md]
 
 Each run lands in the paper's row and column for the hyperparameters it used; each cell
-reads "ours (paper)", ours being the mean ± std over the runs in that cell (n when more
-than one). Only results.json files are read; the number used is selection.test (so the
-test or val protocol is each run's own), or metrics.best for files without that block.
+reads "ours (paper)", ours being the mean ± sample std (ddof 1) over the runs in that cell
+(n when more than one). Only results.json files are read; the number used is
+selection.test (so the test or val protocol is each run's own), or metrics.best for files
+without that block.
 
 Table 4 rows: step by (t_d, gamma), cyclic by cycles, SGDR by n_reset (lr_policy.resets),
 AutoLR by (alpha, beta); columns by (l_max, l_min), step and AutoLR by l_max alone. A
@@ -25,9 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# the shared results reader lives beside this script
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from aggregate_results import (  # noqa: E402
+from dml.logging.runs import (
     RESULTS_FILE,
     Run,
     collect_runs,
@@ -35,7 +34,7 @@ from aggregate_results import (  # noqa: E402
     is_ignored,
     percent_cell,
 )
-from dml.paper import (  # noqa: E402
+from dml.paper import (
     RECALL_KEYS,
     TABLE4_COLUMNS,
     load_published,
@@ -295,7 +294,7 @@ def _protocols(runs: list[Run]) -> str:
 
 
 def ours_text(runs: Sequence[Run], metric: str) -> str:
-    """Mean ± std (population) in percent over the runs that have the metric, n if several."""
+    """Mean ± sample std in percent over the runs that have the metric, n if several."""
     values = [r.metrics[metric] for r in runs if metric in r.metrics]
     if not values:
         return NONE
@@ -304,7 +303,7 @@ def ours_text(runs: Sequence[Run], metric: str) -> str:
 
 
 def cell_text(runs: Sequence[Run], paper_row: dict | None, metric: str) -> str:
-    """'ours (paper)', e.g. '68.10 ± 0.40 [n=2] (68.75)' or '— (67.00)'."""
+    """'ours (paper)', e.g. '68.10 ± 0.57 [n=2] (68.75)' or '— (67.00)'."""
     paper = printed(paper_row, metric) if paper_row and metric in paper_row else NONE
     return f"{ours_text(runs, metric)} ({paper})"
 
@@ -406,7 +405,8 @@ def build_report(runs: Sequence[Run], table: int) -> tuple[str, dict[str, int]]:
     parts += [
         "Each cell: ours (paper). Ours is selection.test, the test metrics at the epoch the "
         "run's protocol picked (metrics.best for files written before that block), as mean "
-        f"± population std over the runs in the cell, [n=…] when more than one; {NONE}: none.",
+        "± sample std (ddof 1) over the runs in the cell, [n=…] when more than one; "
+        f"{NONE}: none.",
         "",
     ]
     if outside:

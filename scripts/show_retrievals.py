@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -24,9 +23,12 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image, UnidentifiedImageError
+
+from dml.errors import DmlError
+from dml.logging.figures import png_bytes, write_png
+from dml.logging.runs import RESULTS_FILE, read_run_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +50,7 @@ MARGIN = 10
 DPI = 100
 
 
-class RetrievalError(Exception):
+class RetrievalError(DmlError):
     """A problem with the run directory or what it needs, reported as one line."""
 
 
@@ -103,17 +105,9 @@ def pick_queries(labels: Sequence[int] | np.ndarray, n: int, seed: int) -> list[
 
 def read_run(run_dir: Path) -> tuple[dict[str, Any], Path]:
     """results.json of a completed run and its final checkpoint path."""
-    if not run_dir.is_dir():
-        raise RetrievalError(f"run directory not found: {run_dir}")
-    path = run_dir / "results.json"
-    if not path.is_file():
-        raise RetrievalError(f"no results.json in run {run_dir}")
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RetrievalError(f"cannot read {path}: {exc}") from None
-    if not isinstance(results, dict) or not isinstance(results.get("config"), dict):
-        raise RetrievalError(f"{path} holds no run config")
+    results = read_run_results(run_dir)
+    if not isinstance(results.get("config"), dict):
+        raise RetrievalError(f"{run_dir / RESULTS_FILE} holds no run config")
     status = results.get("status")
     if status != "completed":
         why = f": {results['error']}" if results.get("error") else ""
@@ -141,7 +135,6 @@ def embed_test_split(
 
     from dml.data import ImageListDataset, load_retrieval_data
     from dml.data.transforms import eval_transform
-    from dml.errors import DmlError
     from dml.evaluation.embed import compute_embeddings
     from dml.run import build_model, pick_device
     from dml.training.checkpoint import load_checkpoint
@@ -260,7 +253,6 @@ def render(
             canvas[y + FRAME : y + FRAME + TILE, x + FRAME : x + FRAME + TILE] = tiles[r][c]
 
     fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
-    FigureCanvasAgg(fig)  # attaches itself: render with Agg, whatever the default backend
     ax = fig.add_axes((0, 0, 1, 1))
     ax.imshow(canvas, interpolation="nearest", extent=(0, width, height, 0))
     ax.set_axis_off()
@@ -272,9 +264,19 @@ def render(
             y, x = tile_origin(r, j + 1)
             text = f"#{j + 1} class {neighbour_labels[r, j]}\ncos {neighbours.similarity[r, j]:.3f}"
             ax.text(x, y - 4, text, va="bottom", fontsize=7)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI)
-    return buffer.getvalue()
+    return png_bytes(fig, DPI)
+
+
+def print_listing(found: Neighbours, labels: np.ndarray, queries: Sequence[int]) -> None:
+    """Each query's neighbours, one query a line: index (class id) same|other; then precision."""
+    for r, q in enumerate(queries):
+        shown = ", ".join(
+            f"{i} ({labels[i]}) {'same' if s else 'other'}"
+            for i, s in zip(found.indices[r], found.same[r])
+        )
+        print(f"query {q} (class {labels[q]}): {shown}")
+    k = found.indices.shape[1]
+    print(f"precision@{k} of these queries: {found.same.mean():.3f}")
 
 
 # --------------------------------------------------------------------- main
@@ -321,24 +323,13 @@ def main(argv: list[str] | None = None) -> int:
             f"cosine, top {k} of {len(labels)} test images; green same class, red other"
         )
         png = render(tiles, found, [labels[q] for q in queries], label_arr[found.indices], title)
-    except RetrievalError as exc:
+        print_listing(found, label_arr, queries)
+        write_png(png, out)  # out is absolute: the chdir above does not move it
+    except DmlError as exc:  # RetrievalError, read_run_results' and write_png's own
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
         os.chdir(previous)
-    for r, q in enumerate(queries):
-        shown = ", ".join(
-            f"{i} ({label_arr[i]}) {'same' if s else 'other'}"
-            for i, s in zip(found.indices[r], found.same[r])
-        )
-        print(f"query {q} (class {labels[q]}): {shown}")
-    print(f"precision@{k} of these queries: {found.same.mean():.3f}")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(png)
-    except OSError as exc:
-        print(f"error: cannot write {out}: {exc}", file=sys.stderr)
-        return 2
     print(out)
     return 0
 

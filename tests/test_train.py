@@ -221,3 +221,22 @@ def test_cub_small_images_evaluate_the_whole_object(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     # round(32 * 256 / 224) = 37: the crop keeps 32/37 of the shorter side
     assert "eval: resize shorter side to 37 (bilinear) -> center crop 32" in proc.stdout
+
+
+def test_objective_is_the_selected_epochs_r1(tmp_path):
+    """Catches a sweeper maximising test R@1 under val selection, or crashing on a failed run."""
+    import math
+
+    from dml.run import objective
+
+    run = tmp_path / "job"
+    run.mkdir()
+    sel = {"protocol": "val", "epoch": 1, "val": {"R@1": 0.7}, "test": {"R@1": 0.6}}
+    (run / "results.json").write_text(json.dumps({"status": "completed", "selection": sel}))
+    assert objective(run) == 0.7
+    sel["protocol"] = "test"
+    (run / "results.json").write_text(json.dumps({"status": "completed", "selection": sel}))
+    assert objective(run) == 0.6
+    (run / "results.json").write_text(json.dumps({"status": "failed", "error": "x"}))
+    assert math.isnan(objective(run))
+    assert math.isnan(objective(tmp_path / "missing"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 import time
@@ -246,6 +247,23 @@ def run(cfg: DictConfig, run_dir: Path) -> int:
     else:
         _print_summary(results, run_dir)
     return code
+
+
+def objective(run_dir: Path) -> float:
+    """What a sweeper maximises: R@1 of the reported epoch on the set that chose it.
+
+    Under eval.selection=val that is val R@1 (a search never sees the test classes);
+    under test, test R@1. NaN when the run did not complete or a previous run was kept.
+    """
+    path = Path(run_dir) / RESULTS_FILE
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return float("nan")
+    sel = results.get("selection")
+    if results.get("status") != "completed" or not sel:
+        return float("nan")
+    return float(sel["val" if sel["protocol"] == "val" else "test"]["R@1"])
 
 
 def _print_summary(results: dict, run_dir: Path) -> None:

@@ -101,18 +101,19 @@ def test_sort_by_another_metric(tmp_path):
     assert table.rows[0][table.headers.index("R@8")] == "95.00"
 
 
-def test_group_by_seed_gives_mean_population_std_and_n(tmp_path):
-    """Bug: sample std (2.00 for 60/62/64) or seeds not collapsed into one row per setting."""
+def test_group_by_seed_gives_mean_sample_std_and_n(tmp_path):
+    """Bug: population std (1.63 for 60/62/64, ddof 0) instead of the sample std (2.00, ddof 1)
+    the project's other seed statistics use, or seeds not collapsed into one row per setting."""
     for seed, r1 in enumerate([0.60, 0.62, 0.64]):
         write(tmp_path / f"a{seed}", config(seed=seed, gamma=0.1), r1)
     write(tmp_path / "b0", config(seed=0, gamma=0.5), 0.677)
     write(tmp_path / "b1", config(seed=1, gamma=0.5), 0.685)
     table = aggregate.build_table(aggregate.collect_runs([tmp_path]), group_by="seed")
     assert table.headers[:3] == ["lr_policy.gamma", "seeds", "n"]
-    # 62 ± sqrt((4 + 0 + 4) / 3) = 1.633; 68.1 ± sqrt((0.16 + 0.16) / 2) = 0.4
+    # 62 ± sqrt((4 + 0 + 4) / (3 - 1)) = 2.00; 68.1 ± sqrt((0.16 + 0.16) / (2 - 1)) = 0.5657
     assert [row[:4] for row in table.rows] == [
-        ["0.5", "0,1", "2", "68.10 ± 0.40"],
-        ["0.1", "0,1,2", "3", "62.00 ± 1.63"],
+        ["0.5", "0,1", "2", "68.10 ± 0.57"],
+        ["0.1", "0,1,2", "3", "62.00 ± 2.00"],
     ]
 
 
@@ -160,13 +161,13 @@ def test_md_and_csv_hold_the_printed_cells(tmp_path):
     rows = list(csv.reader(out_csv.open()))
     assert rows == [
         ["seeds", "n", "R@1", "R@2", "R@4", "R@8", "status"],
-        ["0,1", "2", "68.10 ± 0.40", "78.10 ± 0.40", "88.10 ± 0.40", "98.10 ± 0.40", "completed"],
+        ["0,1", "2", "68.10 ± 0.57", "78.10 ± 0.57", "88.10 ± 0.57", "98.10 ± 0.57", "completed"],
     ]
     lines = md.read_text().splitlines()
     assert lines[0] == "| seeds | n | R@1 | R@2 | R@4 | R@8 | status |"
     assert lines[1] == "|---|---:|---:|---:|---:|---:|---|"
     assert lines[2] == (
-        "| 0,1 | 2 | 68.10 ± 0.40 | 78.10 ± 0.40 | 88.10 ± 0.40 | 98.10 ± 0.40 | completed |"
+        "| 0,1 | 2 | 68.10 ± 0.57 | 78.10 ± 0.57 | 88.10 ± 0.57 | 98.10 ± 0.57 | completed |"
     )
 
 

@@ -205,6 +205,24 @@ def test_runs_differing_beyond_alpha_beta_seed_are_flagged(
     assert grid_cells(out)[1]["0.2"][0] == "62.25 (n=4)"  # (70+74+75+30)/4
 
 
+def test_unreadable_results_are_noted_and_skipped(
+    pab: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bug caught: a half-written, binary or non-object results.json (read through
+    dml.logging.runs) crashing the figure instead of being skipped with a note."""
+    sweep = tmp_path / "sweep"
+    write_sweep(sweep)
+    bad = {"20": b"{half", "21": b"\xff\xfe", "22": b"[1, 2]"}
+    for name, content in bad.items():
+        (sweep / name).mkdir()
+        (sweep / name / "results.json").write_bytes(content)
+    assert pab.main([str(sweep)]) == 0
+    out, err = capsys.readouterr()
+    skipped = [line for line in err.splitlines() if "skipped unreadable" in line]
+    assert skipped == [f"note: skipped unreadable {sweep / n / 'results.json'}" for n in bad]
+    assert grid_cells(out)[1]["0.2"][0] == "73.00 (n=3)"  # (70+74+75)/3, as without them
+
+
 # ------------------------------------------------------------------ errors
 
 

@@ -111,7 +111,7 @@ def tables(text: str) -> list[dict[str, dict[str, str]]]:
 @pytest.fixture
 def table4_sweep(tmp_path: Path) -> Path:
     sweep = tmp_path / "sweep"
-    # drop 8 of 10 epochs -> t_d 40; two seeds: 67.7 and 68.5 -> 68.10 ± 0.40
+    # drop 8 of 10 epochs -> t_d 40; two seeds: 67.7 and 68.5 -> 68.10 ± sqrt(0.32 / 1) = 0.57
     write(sweep / "0", config(seed=0, drop_epoch=8, gamma=0.5), 0.677)
     write(sweep / "1", config(seed=1, drop_epoch=8, gamma=0.5), 0.685)
     write(sweep / "2", config("cyclic", lr=1e-2, l_min=1e-3, cycles=7), 0.6012)
@@ -134,12 +134,13 @@ def table4_sweep(tmp_path: Path) -> Path:
 
 
 def test_two_seeds_average_in_their_cell_with_the_paper_value(table4_sweep, tmp_path):
-    """Bug: seeds not averaged into one cell, sample std (0.57) instead of 0.40, or a 10-epoch
-    run's drop epoch 8 not mapped to the paper's t_d 40."""
+    """Bug: seeds not averaged into one cell, population std (0.40) instead of the sample std
+    (0.57), or a 10-epoch run's drop epoch 8 not mapped to the paper's t_d 40."""
     (body,) = tables(run_report(tmp_path / "r.md", 4, table4_sweep))
     row = body["t_d: 40, γ: 0.5"]
-    assert row[f"{COL1} R@1"] == "68.10 ± 0.40 [n=2] (68.75)"
-    assert row[f"{COL1} R@8"] == "93.10 ± 0.40 [n=2] (92.76)"
+    # (0.4² + 0.4²) / (2 - 1) = 0.32, sqrt 0.5657; R@8 is R@1 + 25, the same spread
+    assert row[f"{COL1} R@1"] == "68.10 ± 0.57 [n=2] (68.75)"
+    assert row[f"{COL1} R@8"] == "93.10 ± 0.57 [n=2] (92.76)"
     assert row[f"{COL2} R@1"] == "— (66.64)"
     assert row["Method"] == ""  # the method name only heads its group, as in the paper
     assert body["t_d: 30, γ: 0.1"]["Method"] == "Step-decay"
@@ -192,11 +193,12 @@ def test_runs_outside_the_paper_are_listed_and_failures_counted(table4_sweep, tm
 
 
 def test_cell_that_mixes_settings_is_flagged(tmp_path):
-    """Bug: runs of different settings (batch size) averaged as if they were seeds."""
+    """Bug: runs of different settings (batch size) averaged as if they were seeds; the std is
+    the sample one: 60 and 62 give sqrt((1 + 1) / 1) = 1.41, not the population 1.00."""
     write(tmp_path / "s" / "0", config(seed=0, drop_epoch=6, gamma=0.2), 0.60)
     write(tmp_path / "s" / "1", config(seed=1, drop_epoch=6, gamma=0.2, batch_size=64), 0.62)
     text = run_report(tmp_path / "r.md", 4, tmp_path / "s")
-    assert "61.00 ± 1.00 [n=2] (67.39)" in text
+    assert "61.00 ± 1.41 [n=2] (67.39)" in text
     assert (
         "- Step-decay t_d: 30, γ: 0.2 at [1e-3, 1e-4]: the runs differ in "
         "trainer.batch_size (40, 64)"
@@ -208,7 +210,7 @@ def test_several_dirs_feed_one_table(tmp_path):
     write(tmp_path / "a" / "0", config(seed=0, drop_epoch=8, gamma=0.5), 0.677)
     write(tmp_path / "b" / "0", config(seed=1, drop_epoch=8, gamma=0.5), 0.685)
     (body,) = tables(run_report(tmp_path / "r.md", 4, tmp_path / "a", tmp_path / "b"))
-    assert body["t_d: 40, γ: 0.5"][f"{COL1} R@1"] == "68.10 ± 0.40 [n=2] (68.75)"
+    assert body["t_d: 40, γ: 0.5"][f"{COL1} R@1"] == "68.10 ± 0.57 [n=2] (68.75)"
 
 
 def test_table2_rows_columns_and_synthetic_twin(tmp_path):
@@ -259,6 +261,24 @@ def test_periodic_step_counts_only_when_it_drops_once():
     }
     assert report.table4_key(flat | {"lr_policy.every": 6})[1] == {"t_d": 30, "gamma": 0.1}
     assert "periodic" in report.table4_key(flat | {"lr_policy.every": 3})
+
+
+def test_reader_comes_from_the_package_without_sys_path_edits():
+    """Bug: report.py putting scripts/ on sys.path to import aggregate_results (the project
+    installs dml instead), or carrying its own copy of the reader that can drift from it."""
+    from dml.logging import runs
+
+    before = list(sys.path)
+    fresh = importlib.util.module_from_spec(spec)
+    sys.modules["report_fresh"] = fresh
+    try:
+        spec.loader.exec_module(fresh)
+    finally:
+        del sys.modules["report_fresh"]
+    assert sys.path == before
+    assert fresh.Run is runs.Run
+    assert fresh.collect_runs is runs.collect_runs
+    assert fresh.percent_cell is runs.percent_cell
 
 
 def test_no_results_is_a_one_line_error(tmp_path):

@@ -1,0 +1,56 @@
+"""TensorBoard: the custom-scalars layout draws every AutoLR quantity as one chart over units."""
+
+from __future__ import annotations
+
+import re
+
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.custom_scalar import layout_pb2
+
+from dml.logging.tensorboard import ScalarLogger
+from dml.policies import build_policy
+from tests.conftest import compose_cfg, tiny_trainer
+
+
+def _layout_and_tags(run_dir):
+    events = EventAccumulator(str(run_dir / "tb"), size_guidance={"tensors": 0})
+    events.Reload()
+    layout = layout_pb2.Layout()
+    tensor = events.Tensors("custom_scalars__config__")[0].tensor_proto
+    layout.ParseFromString(tensor.string_val[0])
+    return layout, set(events.Tags()["scalars"])
+
+
+def test_layout_charts_match_the_tags_an_autolr_run_logs(tmp_path):
+    """Catches a renamed AutoLR tag leaving its multi-line chart empty, or one chart per unit."""
+    cfg = compose_cfg(["lr_policy=autolr", "autolr.threshold=1.01", "autolr.max_trials=2"])
+    cfg.autolr.alpha, cfg.autolr.beta = 0.5, 1.0  # feasible on the tiny model
+    trainer = tiny_trainer(build_policy(cfg), tmp_path, epochs=2)
+    logger = ScalarLogger(tmp_path, enabled=True)
+    trainer.logger = logger
+    trainer.p.policy.ctx.log_scalar = logger.scalar
+    trainer.fit()
+    logger.close()
+    layout, tags = _layout_and_tags(tmp_path)
+    charts = {
+        (cat.title, chart.title): list(chart.multiline.tag)
+        for cat in layout.category
+        for chart in cat.chart
+    }
+    units = [f"unit{k}" for k in range(1, 5)]
+    per_unit = {
+        ("AutoLR per epoch", "LR of every group"): [f"lr/{u}" for u in units],
+        ("AutoLR per epoch", "weight variation (x1e-6) per unit"): [
+            f"autolr/variation_x1e6/{u}" for u in units
+        ],
+        ("AutoLR per trial", "LR per unit"): [f"autolr_trial/lr/{u}" for u in units],
+        ("AutoLR per trial", "target variation (x1e-6) per unit"): [
+            f"autolr_trial/target_x1e6/{u}" for u in units
+        ],
+    }
+    for chart, expected in per_unit.items():
+        patterns = charts[chart]
+        matched = {t for t in tags if any(re.fullmatch(p, t) for p in patterns)}
+        assert set(expected) <= matched, (chart, sorted(matched))
+    # the per-unit tags are gathered in one chart each, not spread over several
+    assert len(charts[("AutoLR per epoch", "LR of every group")]) == 1
