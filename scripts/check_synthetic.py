@@ -9,8 +9,9 @@ diagnostic that explained AutoLR's deficit), and writes the premise metrics to a
     python scripts/check_synthetic.py --seeds 3 --json check.json
 
 Runs train on all training classes (eval.selection=test; the metrics use the final epoch, so
-no epoch is selected). Step decay and AutoLR drop their LRs at 3/4 of the epochs (the paper's 30 of 40). Recall
-values in the JSON are in points (percent); seed_std is the sample std over seeds (ddof 1).
+no epoch is selected). Step decay and AutoLR drop their LRs at 3/4 of the epochs (the
+paper's 30 of 40). Recall values in the JSON are in points (percent); seed_std is the
+sample std over seeds (ddof 1).
 Exit code 0 when every target is met, 1 otherwise.
 """
 
