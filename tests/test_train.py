@@ -240,3 +240,50 @@ def test_objective_is_the_selected_epochs_r1(tmp_path):
     (run / "results.json").write_text(json.dumps({"status": "failed", "error": "x"}))
     assert math.isnan(objective(run))
     assert math.isnan(objective(tmp_path / "missing"))
+
+
+def test_synthetic_pretraining_serves_a_real_dataset(tmp_path):
+    """Catches `model.pretrained=synthetic` (the default) failing on CUB, or silently random."""
+    from tests.data.fixtures import write_cub_fixture
+
+    root = tmp_path / "CUB_200_2011"
+    write_cub_fixture(root, classes=[1, 2, 101, 102], per_class=4, size=40)
+    proc = train(
+        tmp_path,
+        "dataset=cub200",
+        f"dataset.root={root}",
+        "dataset.image_size=32",
+        "dataset.num_workers=0",
+        "pretrain.num_classes=4",
+        "pretrain.images_per_class=4",
+        "pretrain.epochs=1",
+        "pretrain.batch_size=8",
+        "trainer.epochs=1",
+        "trainer.batch_size=4",
+        "trainer.samples_per_class=2",
+        "eval.selection=test",
+        "eval.ks=[1]",
+        "logger.progress=false",
+        tiny=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "pre-trained on the synthetic source set" in proc.stdout
+    cached = list((tmp_path.parent / "shared-data" / "pretrained").glob("resnet18_img32_gen64_c4_*"))
+    assert len(cached) == 1
+
+
+def test_pretrain_batch_larger_than_source_is_one_line(tmp_path):
+    """Catches a division by zero (no full batch) instead of a one-line error on bad input."""
+    proc = train(
+        tmp_path,
+        "model.pretrained=synthetic",
+        "pretrain.num_classes=2",
+        "pretrain.images_per_class=4",
+        "pretrain.batch_size=64",
+    )
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    err = proc.stderr.strip().splitlines()
+    assert err[-1] == (
+        "error: pretrain.batch_size=64 exceeds the 8 source images "
+        "(pretrain.num_classes x pretrain.images_per_class): no full batch to train on"
+    )

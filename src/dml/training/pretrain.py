@@ -12,6 +12,7 @@ from tqdm import tqdm
 from dml.data.records import ImageListDataset
 from dml.data.synthetic import FORMAT_VERSION as SYNTHETIC_VERSION
 from dml.data.transforms import train_transform
+from dml.errors import DmlError
 from dml.training.checkpoint import save_checkpoint
 
 PRETRAIN_VERSION = 2
@@ -52,6 +53,11 @@ def pretrain(data_dir: Path, arch: str, dataset_cfg, cfg, progress: bool = True)
         seed=cfg.seed,
     )
     data = ImageListDataset(read_cub_layout(root), train_transform(dataset_cfg))
+    if len(data) < cfg.batch_size:
+        raise DmlError(
+            f"pretrain.batch_size={cfg.batch_size} exceeds the {len(data)} source images "
+            "(pretrain.num_classes x pretrain.images_per_class): no full batch to train on"
+        )
     gen = torch.Generator().manual_seed(cfg.seed)
     loader = DataLoader(
         data, batch_size=cfg.batch_size, shuffle=True, drop_last=True, generator=gen
