@@ -268,8 +268,8 @@ def test_synthetic_pretraining_serves_a_real_dataset(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "pre-trained on the synthetic source set" in proc.stdout
-    cached = list((tmp_path.parent / "shared-data" / "pretrained").glob("resnet18_img32_gen64_c4_*"))
-    assert len(cached) == 1
+    cache = tmp_path.parent / "shared-data" / "pretrained"
+    assert len(list(cache.glob("resnet18_img32_gen64_c4_*"))) == 1
 
 
 def test_pretrain_batch_larger_than_source_is_one_line(tmp_path):
