@@ -235,6 +235,9 @@ def test_figure1_grid_holds_the_paper_picks():
     betas = [float(b) for b in params["autolr.beta"].split(",")]
     assert {2.0, 3.0} <= set(alphas) and {0.4, 0.6} <= set(betas)
     assert params["+experiment@_global_"].split(",") == ["cub200_autolr", "cars196_autolr"]
+    # the CPU-sized grid drops x0.2 at 30 of 40 epochs, scaled: epoch 8 of 10
+    twin = recipe("experiment=figure1_synthetic")
+    assert_values(twin, {"autolr.drop_epoch": 8, "autolr.drop_factor": 0.2, "trainer.epochs": 10})
 
 
 def test_paper_epoch_scaling_by_hand():
