@@ -32,24 +32,25 @@ def compose_cfg(overrides: list[str] | None = None) -> DictConfig:
         return compose(config_name="train", overrides=overrides or [])
 
 
+# A synthetic run shrunk to seconds: 6 classes of 6 images at 32 px, one epoch.
+TINY_OVERRIDES = [
+    "model.pretrained=none",
+    "trainer.epochs=1",
+    "dataset.image_size=32",
+    "dataset.resize_size=32",
+    "dataset.generated_size=32",
+    "dataset.num_classes=6",
+    "dataset.images_per_class=6",
+    "trainer.batch_size=12",
+    "logger.progress=false",
+    "eval.selection=test",  # 3 training classes: too few to hold some out
+]
+
+
 @pytest.fixture
 def cfg_tiny(tmp_path: Path) -> DictConfig:
     """A synthetic-data config shrunk to run in seconds, writing under tmp_path."""
-    cfg = compose_cfg(
-        [
-            "model.pretrained=none",
-            "trainer.epochs=1",
-            "dataset.image_size=32",
-            "dataset.resize_size=32",
-            "dataset.generated_size=32",
-            "dataset.num_classes=6",
-            "dataset.images_per_class=6",
-            "trainer.batch_size=12",
-            f"data_dir={tmp_path / 'data'}",
-            "logger.progress=false",
-            "eval.selection=test",  # 3 training classes: too few to hold some out
-        ]
-    )
+    cfg = compose_cfg([*TINY_OVERRIDES, f"data_dir={tmp_path / 'data'}"])
     yield cfg
     GlobalHydra.instance().clear()
 

@@ -197,26 +197,31 @@ def test_val_protocol_selects_by_val_and_records_lrs(tmp_path):
     assert res["history"][-1]["lr"]["loss"] == pytest.approx(1e-1)
 
 
-def test_cub_small_images_evaluate_the_whole_object(tmp_path):
-    """Catches dataset.image_size=32 on CUB keeping resize 256 (a 32-px sliver of the bird)."""
+def cub_run(tmp_path: Path, classes: list[int], *overrides: str):
+    """train.py on a tiny CUB-format folder of 40-px images (4 per class), test protocol."""
     from tests.data.fixtures import write_cub_fixture
 
     root = tmp_path / "CUB_200_2011"
-    write_cub_fixture(root, classes=[1, 2, 3, 101, 102, 103], per_class=4, size=40)
-    proc = train(
+    write_cub_fixture(root, classes=classes, per_class=4, size=40)
+    return train(
         tmp_path,
         "dataset=cub200",
         f"dataset.root={root}",
         "dataset.image_size=32",
         "dataset.num_workers=0",
-        "model.pretrained=none",
         "trainer.epochs=1",
-        "trainer.batch_size=6",
         "trainer.samples_per_class=2",
         "eval.selection=test",
-        "eval.ks=[1,2]",
         "logger.progress=false",
+        *overrides,
         tiny=False,
+    )
+
+
+def test_cub_small_images_evaluate_the_whole_object(tmp_path):
+    """Catches dataset.image_size=32 on CUB keeping resize 256 (a 32-px sliver of the bird)."""
+    proc = cub_run(
+        tmp_path, [1, 2, 3, 101, 102, 103], "model.pretrained=none", "trainer.batch_size=6"
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     # round(32 * 256 / 224) = 37: the crop keeps 32/37 of the shorter side
@@ -244,27 +249,14 @@ def test_objective_is_the_selected_epochs_r1(tmp_path):
 
 def test_synthetic_pretraining_serves_a_real_dataset(tmp_path):
     """Catches `model.pretrained=synthetic` (the default) failing on CUB, or silently random."""
-    from tests.data.fixtures import write_cub_fixture
-
-    root = tmp_path / "CUB_200_2011"
-    write_cub_fixture(root, classes=[1, 2, 101, 102], per_class=4, size=40)
-    proc = train(
+    proc = cub_run(
         tmp_path,
-        "dataset=cub200",
-        f"dataset.root={root}",
-        "dataset.image_size=32",
-        "dataset.num_workers=0",
+        [1, 2, 101, 102],
         "pretrain.num_classes=4",
         "pretrain.images_per_class=4",
         "pretrain.epochs=1",
         "pretrain.batch_size=8",
-        "trainer.epochs=1",
         "trainer.batch_size=4",
-        "trainer.samples_per_class=2",
-        "eval.selection=test",
-        "eval.ks=[1]",
-        "logger.progress=false",
-        tiny=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "pre-trained on the synthetic source set" in proc.stdout

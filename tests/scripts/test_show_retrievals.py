@@ -16,21 +16,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import TINY_OVERRIDES
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "show_retrievals.py"
-TINY_RUN = [
-    "model.pretrained=none",
-    "trainer.epochs=1",
-    "dataset.image_size=32",
-    "dataset.resize_size=32",
-    "dataset.generated_size=32",
-    "dataset.num_classes=6",
-    "dataset.images_per_class=6",
-    "trainer.batch_size=12",
-    "logger.progress=false",
-    # 3 training classes are too few to hold some out for val selection: select on test.
-    "eval.selection=test",
-]
+TINY_RUN = TINY_OVERRIDES  # 6 classes: test classes 4-6, 18 test images
 QUERY_LINE = re.compile(r"^query (\d+) \(class (\d+)\): (.*)$")
 NEIGHBOUR = re.compile(r"(\d+) \((\d+)\) (same|other)")
 
