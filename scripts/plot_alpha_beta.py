@@ -129,8 +129,8 @@ def varying_keys(configs: Sequence[dict[str, Any]]) -> list[str]:
     return sorted(k for k in keys - SWEPT if len({f.get(k) for f in flats}) > 1)
 
 
-def collect(sweep: Path, metric: str) -> tuple[list[Run], list[str]]:
-    """The AutoLR runs under sweep, and notes on what was skipped or mixed."""
+def collect(sweep: Path, metric: str, dataset: str | None = None) -> tuple[list[Run], list[str]]:
+    """The AutoLR runs under sweep (of one dataset if given), and notes on what was skipped."""
     if not sweep.is_dir():
         raise SweepError(f"sweep directory not found: {sweep}")
     runs, configs, notes = [], [], []
@@ -145,6 +145,8 @@ def collect(sweep: Path, metric: str) -> tuple[list[Run], list[str]]:
         if lookup(config, "lr_policy.name") != "autolr":
             skipped["not AutoLR"] = skipped.get("not AutoLR", 0) + 1
             continue
+        if dataset is not None and lookup(config, "dataset.name") != dataset:
+            continue  # Figure 1's sweep holds CUB and Cars: one heatmap per dataset
         alpha, beta = lookup(config, "autolr.alpha"), lookup(config, "autolr.beta")
         if not all(isinstance(v, (int, float)) for v in (alpha, beta)):
             notes.append(f"skipped {path}: no numeric autolr.alpha/beta")
@@ -158,7 +160,8 @@ def collect(sweep: Path, metric: str) -> tuple[list[Run], list[str]]:
         runs.append(Run(float(alpha), float(beta), status, value))
         configs.append(config)
     if not runs:
-        raise SweepError(f"no AutoLR runs (results.json with lr_policy autolr) under {sweep}")
+        only = f" on dataset {dataset}" if dataset else ""
+        raise SweepError(f"no AutoLR runs (results.json with lr_policy autolr){only} under {sweep}")
     notes += [f"{count} run(s) not counted: {why}" for why, count in skipped.items()]
     mixed = varying_keys(configs)
     if mixed:
@@ -266,17 +269,20 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=None, help="PNG (default <sweep>/alpha_beta.png)"
     )
     parser.add_argument("--metric", default="R@1", help="metric key, e.g. R@1, R@4, MAP@R")
+    parser.add_argument(
+        "--dataset", default=None, help="only runs of this dataset.name (e.g. cub200, cars196)"
+    )
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits on bad usage; callers of main() get a code
         return int(exc.code or 0)
     try:
-        runs, notes = collect(args.sweep_dir, args.metric)
+        runs, notes = collect(args.sweep_dir, args.metric, args.dataset)
         grid = build_grid(runs)
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
         print(table(grid, args.metric))
-        title = f"AutoLR {args.metric} over alpha and beta: {args.sweep_dir.name}"
+        title = f"AutoLR {args.metric} over alpha and beta: {args.dataset or args.sweep_dir.name}"
         out = args.out or args.sweep_dir / "alpha_beta.png"
         save_png(plot(grid, args.metric, title), out, DPI)
     except DmlError as exc:  # SweepError, and save_png's own

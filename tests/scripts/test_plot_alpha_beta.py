@@ -205,6 +205,24 @@ def test_runs_differing_beyond_alpha_beta_seed_are_flagged(
     assert grid_cells(out)[1]["0.2"][0] == "62.25 (n=4)"  # (70+74+75+30)/4
 
 
+def test_dataset_option_keeps_one_datasets_runs(
+    pab: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bug caught: Figure 1's mixed CUB + Cars sweep drawn as one averaged heatmap."""
+    sweep = tmp_path / "sweep"
+    other = config(0.5, 0.2, seed=3)
+    other["dataset"] = {"name": "cars196", "root": "data/cars196"}
+    write_sweep(sweep, extra=[(other, completed(0.30))])
+    assert pab.main([str(sweep), "--dataset", "cub200"]) == 0
+    out, err = capsys.readouterr()
+    assert "differ in dataset" not in err
+    assert grid_cells(out)[1]["0.2"][0] == "73.00 (n=3)"  # (70+74+75)/3, Cars left out
+    assert pab.main([str(sweep), "--dataset", "cars196"]) == 0
+    assert grid_cells(capsys.readouterr()[0])[1]["0.2"][0] == "30.00 (n=1)"
+    assert pab.main([str(sweep), "--dataset", "sop"]) == 2
+    assert "no AutoLR runs" in capsys.readouterr()[1]
+
+
 def test_unreadable_results_are_noted_and_skipped(
     pab: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
