@@ -279,3 +279,21 @@ def test_pretrain_batch_larger_than_source_is_one_line(tmp_path):
         "error: pretrain.batch_size=64 exceeds the 8 source images "
         "(pretrain.num_classes x pretrain.images_per_class): no full batch to train on"
     )
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("eval.selection=valid", "error: eval.selection='valid': expected one of ['test', 'val']"),
+        (
+            "eval.feature=pool",
+            "error: eval.feature='pool': expected one of ['embedding', 'pooled']",
+        ),
+    ],
+)
+def test_bad_eval_choice_is_one_line_before_any_work(tmp_path, override, message):
+    """Catches a misspelt protocol or feature silently meaning the default, or a traceback."""
+    proc = train(tmp_path, override)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == message
+    assert results(tmp_path / "run")["status"] == "failed"

@@ -20,7 +20,12 @@ from dml.data.sampler import EpochBatchSampler, SeededBatches
 from dml.data.transforms import describe_eval, eval_transform, train_transform
 from dml.errors import DmlError, InfeasibleError
 from dml.evaluation.embed import FEATURES, compute_embeddings, retrieval_metrics
-from dml.evaluation.selection import holdout_classes, select_epoch, test_metrics
+from dml.evaluation.selection import (
+    check_protocol,
+    holdout_classes,
+    select_epoch,
+    test_metrics,
+)
 from dml.logging import RESULTS_FILE, ScalarLogger, recall_table, write_results
 from dml.losses import build_loss
 from dml.models import EmbeddingNet, build_torchvision, make_backbone, units_to_keep
@@ -131,7 +136,7 @@ def check_eval(cfg: DictConfig) -> None:
     """One-line errors for eval keys before anything is built."""
     if cfg.eval.feature not in FEATURES:
         raise DmlError(f"eval.feature='{cfg.eval.feature}': expected one of {list(FEATURES)}")
-    select_epoch([{"epoch": 0, "R@1": 0.0, "val": {"R@1": 0.0}}], cfg.eval.selection)
+    check_protocol(cfg.eval.selection)
 
 
 def train_run(cfg: DictConfig, run_dir: Path, results: dict) -> dict:

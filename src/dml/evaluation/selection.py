@@ -33,13 +33,18 @@ def _subset(split: Split, rows: list[int]) -> Split:
     return Split([split.paths[i] for i in rows], [split.labels[i] for i in rows])
 
 
+def check_protocol(protocol: str) -> None:
+    """One-line error for an eval.selection value that is not a protocol."""
+    if protocol not in PROTOCOLS:
+        raise DmlError(f"eval.selection='{protocol}': expected one of {list(PROTOCOLS)}")
+
+
 def select_epoch(history: list[dict], protocol: str, metric: str = "R@1") -> dict:
     """The reported epoch: best test `metric` (protocol test) or best val `metric` (val).
 
     Ties go to the earliest epoch. Returns {"protocol", "epoch", "test", and "val" for val}.
     """
-    if protocol not in PROTOCOLS:
-        raise DmlError(f"eval.selection='{protocol}': expected one of {list(PROTOCOLS)}")
+    check_protocol(protocol)
     if not history:
         raise ValueError("no epochs to select from")
 
