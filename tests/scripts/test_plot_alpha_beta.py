@@ -191,14 +191,20 @@ def test_cli_metric_and_out(tmp_path: Path) -> None:
     assert not (sweep / "alpha_beta.png").exists()
 
 
-def test_runs_differing_beyond_alpha_beta_seed_are_flagged(
-    pab: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Bug caught: a sweep that also varied the dataset silently averaged across datasets."""
+def mixed_sweep(tmp_path: Path) -> Path:
+    """SWEEP (CUB) plus one Cars run at (0.5, 0.2) with R@1 30: a sweep over two datasets."""
     sweep = tmp_path / "sweep"
     other = config(0.5, 0.2, seed=3)
     other["dataset"] = {"name": "cars196", "root": "data/cars196"}
     write_sweep(sweep, extra=[(other, completed(0.30))])
+    return sweep
+
+
+def test_runs_differing_beyond_alpha_beta_seed_are_flagged(
+    pab: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bug caught: a sweep that also varied the dataset silently averaged across datasets."""
+    sweep = mixed_sweep(tmp_path)
     assert pab.main([str(sweep)]) == 0
     out, err = capsys.readouterr()
     assert "note: runs also differ in dataset.name, dataset.root" in err
@@ -209,10 +215,7 @@ def test_dataset_option_keeps_one_datasets_runs(
     pab: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Bug caught: Figure 1's mixed CUB + Cars sweep drawn as one averaged heatmap."""
-    sweep = tmp_path / "sweep"
-    other = config(0.5, 0.2, seed=3)
-    other["dataset"] = {"name": "cars196", "root": "data/cars196"}
-    write_sweep(sweep, extra=[(other, completed(0.30))])
+    sweep = mixed_sweep(tmp_path)
     assert pab.main([str(sweep), "--dataset", "cub200"]) == 0
     out, err = capsys.readouterr()
     assert "differ in dataset" not in err
