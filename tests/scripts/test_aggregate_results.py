@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+from tests.scripts.loader import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "aggregate_results.py"
-spec = importlib.util.spec_from_file_location("aggregate", SCRIPT)
-aggregate = importlib.util.module_from_spec(spec)
-# dataclasses look their module up in sys.modules while the class is built
-sys.modules["aggregate"] = aggregate
-spec.loader.exec_module(aggregate)
+aggregate = load_script("aggregate_results")
 
 
 def config(seed: int = 0, gamma: float = 0.1, arch: str = "resnet18") -> dict:

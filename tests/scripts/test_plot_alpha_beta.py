@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import re
@@ -16,19 +15,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.scripts.loader import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "plot_alpha_beta.py"
 
 
 @pytest.fixture(scope="module")
 def pab() -> ModuleType:
-    # scripts/ is not a package: load the file as a module.
-    spec = importlib.util.spec_from_file_location("plot_alpha_beta", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["plot_alpha_beta"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("plot_alpha_beta")
 
 
 def config(alpha: float, beta: float, seed: int = 0, policy: str = "autolr") -> dict[str, Any]:

@@ -1,13 +1,13 @@
 """scripts/plot_autolr.py: figures from a synthetic run, one-line errors otherwise."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+
+from tests.scripts.loader import load_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "plot_autolr.py"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -16,13 +16,7 @@ FIGURES = ["autolr_variation.png", "autolr_lr.png", "autolr_trials.png", "autolr
 
 @pytest.fixture(scope="module")
 def plot_autolr() -> ModuleType:
-    # scripts/ is not a package: load the file as a module.
-    spec = importlib.util.spec_from_file_location("plot_autolr", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["plot_autolr"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("plot_autolr")
 
 
 def fake_autolr(n_epochs: int = 6, k: int = 7) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import struct
 import subprocess
@@ -14,6 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.scripts.loader import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "plot_schedules.py"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -24,13 +25,7 @@ LRS = [[1e-3, 2e-3, 3e-3], [1e-4, 2e-4, 3e-4], [1e-5, 2e-5, 3e-5]]
 
 @pytest.fixture(scope="module")
 def plot_schedules() -> ModuleType:
-    # scripts/ is not a package: load the file as a module.
-    spec = importlib.util.spec_from_file_location("plot_schedules", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["plot_schedules"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("plot_schedules")
 
 
 def write_run(run_dir: Path, results: Any) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -10,13 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.scripts.loader import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "report.py"
-spec = importlib.util.spec_from_file_location("report", SCRIPT)
-report = importlib.util.module_from_spec(spec)
-# dataclasses look their module up in sys.modules while the class is built
-sys.modules["report"] = report
-spec.loader.exec_module(report)
+report = load_script("report")
 
 COL1, COL2 = "[1e-3, 1e-4]", "[1e-2, 1e-3]"
 
@@ -269,12 +266,7 @@ def test_reader_comes_from_the_package_without_sys_path_edits():
     from dml.logging import runs
 
     before = list(sys.path)
-    fresh = importlib.util.module_from_spec(spec)
-    sys.modules["report_fresh"] = fresh
-    try:
-        spec.loader.exec_module(fresh)
-    finally:
-        del sys.modules["report_fresh"]
+    fresh = load_script("report")  # a second, fresh import of the file
     assert sys.path == before
     assert fresh.Run is runs.Run
     assert fresh.collect_runs is runs.collect_runs

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -17,6 +16,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import TINY_OVERRIDES
+from tests.scripts.loader import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "show_retrievals.py"
@@ -27,13 +27,7 @@ NEIGHBOUR = re.compile(r"(\d+) \((\d+)\) (same|other)")
 
 @pytest.fixture(scope="module")
 def sr() -> ModuleType:
-    # scripts/ is not a package: load the file as a module.
-    spec = importlib.util.spec_from_file_location("show_retrievals", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["show_retrievals"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("show_retrievals")
 
 
 @pytest.fixture(scope="module")
