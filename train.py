@@ -1,4 +1,7 @@
-"""Train and evaluate a retrieval model: `python train.py [group=option ...] [key=value ...]`."""
+"""Train and evaluate a retrieval model: `python train.py [group=option ...] [key=value ...]`.
+
+`python train.py resume=<run dir>` continues a stopped run in its folder, with its config.
+"""
 
 import sys
 from pathlib import Path
@@ -9,7 +12,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 import dml.config  # noqa: F401  (registers the config schemas)
-from dml.cli import quote_numeric_choices
+from dml.cli import prepare_argv, run_cli, settle_pruning
+from dml.errors import DmlError
 from dml.run import objective, run
 
 
@@ -22,12 +26,29 @@ def main(cfg: DictConfig) -> float:
     """
     hc = HydraConfig.get()
     out = Path(hc.runtime.output_dir)
-    code = run(cfg, out)
+    overrides = list(hc.overrides.task)
+    if cfg.resume:
+        code = resume(Path(cfg.resume), overrides)
+    else:
+        settle_pruning(cfg, overrides)
+        code = run(cfg, out)
     if code and hc.mode != RunMode.MULTIRUN:
         sys.exit(code)  # a multirun goes on with the other jobs; results.json says what failed
     return objective(out)
 
 
+def resume(run_dir: Path, overrides: list[str]) -> int:
+    """Continue run_dir from its last checkpoint; 1 with a one-line error when it cannot be."""
+    from dml.training.resume import resume_state
+
+    try:
+        cfg, state = resume_state(run_dir, overrides)
+    except DmlError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return run(cfg, run_dir, state)
+
+
 if __name__ == "__main__":
-    sys.argv = quote_numeric_choices(sys.argv)
-    main()
+    sys.argv = prepare_argv(sys.argv)
+    run_cli(main)

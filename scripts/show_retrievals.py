@@ -177,10 +177,10 @@ def with_schema_defaults(config: dict[str, Any]) -> Any:
     cfg = OmegaConf.create(config)
     synthetic = OmegaConf.select(cfg, "dataset.name") == "synthetic"
     schemas = {
-        "dataset": SCHEMAS["dataset"]["base_synthetic" if synthetic else "base_dataset"],
-        "model": SCHEMAS["model"]["base_model"],
-        "pruning": SCHEMAS["pruning"]["base_pruning"],
-        "eval": SCHEMAS["eval"]["base_eval"],
+        "dataset": SCHEMAS["dataset"]["synthetic" if synthetic else "dataset"],
+        "model": SCHEMAS["model"]["model"],
+        "pruning": SCHEMAS["pruning"]["pruning"],
+        "eval": SCHEMAS["eval"]["eval"],
     }
     for group, schema in schemas.items():
         if group not in cfg or not OmegaConf.is_dict(cfg[group]):

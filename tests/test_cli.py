@@ -1,6 +1,20 @@
-"""train.py's argv preprocessing."""
+"""train.py's command line: argv preprocessing, one-line errors, run folders."""
 
-from dml.cli import quote_numeric_choices
+# ruff: noqa: E501  (the expected lines are kept whole, as a user reads them)
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from dml.cli import prepare_argv, quote_numeric_choices, run_cli, settle_pruning
+from dml.config import unique_dir
 
 
 def test_numeric_pruning_choices_are_quoted():
@@ -36,3 +50,119 @@ def test_worker_wrapped_error_is_reduced_to_its_line():
     )
     assert one_line(wrapped) == "cannot read image /d/a.jpg: bad"
     assert one_line(DmlError("plain message")) == "plain message"
+
+
+# --- train.py as a user types it, run in this process (Hydra's main reads sys.argv) ----------
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN = ROOT / "train.py"
+
+
+def train_main():
+    """train.py's @hydra.main function."""
+    spec = importlib.util.spec_from_file_location("train_entry", TRAIN)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # Hydra finds configs/ next to the file only for a script run as __main__
+    module.main.__wrapped__.__module__ = "__main__"
+    return module.main
+
+
+def cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of `python train.py *args`, through prepare_argv and run_cli."""
+    GlobalHydra.instance().clear()
+    monkeypatch.chdir(ROOT)  # Hydra finds configs/ relative to train.py either way
+    code = 0
+    try:
+        monkeypatch.setattr(sys, "argv", prepare_argv(["train.py", *args]))
+        run_cli(train_main())
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        GlobalHydra.instance().clear()
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["loss=foo"],
+            "error: loss=foo: no such option; expected one of proxy_anchor, softmax, triplet",
+        ),
+        (
+            ["optimizer=base_optimizer"],
+            "error: optimizer=base_optimizer: no such option; expected one of adamw, sgd, sgd_twin",
+        ),
+        (
+            ["dataset.imag_size=3"],
+            "error: dataset.imag_size: no such key (Key 'imag_size' not in 'SyntheticDatasetConfig'); to add a new key use +dataset.imag_size=...",
+        ),
+        (
+            ["trainer.epochs=many"],
+            "error: trainer.epochs: Value 'many' of type 'str' could not be converted to Integer",
+        ),
+        (
+            ["trainer.epochs"],
+            "error: bad override 'trainer.epochs': missing EQUAL at '<EOF>'; expected key=value (see `python train.py --help`)",
+        ),
+        (["-m", "resume=/tmp/x"], "error: resume=<run dir> continues one run; drop -m/--multirun"),
+    ],
+)
+def test_hydra_errors_are_one_line_without_traceback(monkeypatch, capsys, args, line):
+    """Catches Hydra's multi-line report (option lists, search path, HYDRA_FULL_ERROR hint) or a
+    traceback reaching the user, a zero exit, and schema names (base_*) offered as choices."""
+    code, _, err = cli(monkeypatch, capsys, *args)
+    assert code == 1
+    assert err.strip() == line
+
+
+def test_unwritable_run_folder_is_one_line(monkeypatch, capsys, tmp_path):
+    """Catches an OSError traceback when the run folder cannot be made (its parent is a file)."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code, _, err = cli(monkeypatch, capsys, f"hydra.run.dir={blocker / 'run'}")
+    assert code == 1 and "Traceback" not in err
+    assert err.strip().startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert str(blocker / "run") in err and blocker.read_text() == "not a folder"
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(monkeypatch, capsys, tmp_path):
+    """Catches two runs sharing one timestamped folder (the second refused, or both writing in
+    it): unique_dir claims `same`, then `same_1`."""
+    same = tmp_path / "same"
+    args = ["dataset=cub200", "dataset.root=/nonexistent", "model.pretrained=none"]
+    for _ in range(2):
+        code, _, err = cli(monkeypatch, capsys, *args, f"hydra.run.dir=${{unique_dir:{same}}}")
+        assert code == 1 and "does not exist" in err  # each run fails fast, in its own folder
+    for folder in (same, tmp_path / "same_1"):
+        saved = json.loads((folder / "results.json").read_text())
+        assert saved["status"] == "failed" and "does not exist" in saved["error"]
+    assert unique_dir(str(same)) == str(tmp_path / "same_2")
+
+
+def test_settle_pruning_lets_the_overridden_key_win():
+    """Catches `pruning.units=[3]` failing with 'set one of them' because the default option
+    (last1) sets remove_last, and the reverse for pruning=15_16 pruning.remove_last=1."""
+    cfg = OmegaConf.create({"pruning": {"units": [3], "remove_last": 1}})  # as composed
+    settle_pruning(cfg, ["pruning.units=[3]"])
+    assert cfg.pruning.remove_last == 0 and cfg.pruning.units == [3]
+    cfg = OmegaConf.create({"pruning": {"units": [15, 16], "remove_last": 1}})  # as composed
+    settle_pruning(cfg, ["pruning='15_16'", "pruning.remove_last=1"])
+    assert cfg.pruning.units == [] and cfg.pruning.remove_last == 1
+    cfg = OmegaConf.create({"pruning": {"units": [7], "remove_last": 2}})
+    settle_pruning(cfg, ["pruning.units=[7]", "pruning.remove_last=2"])  # both: user's conflict
+    assert cfg.pruning.units == [7] and cfg.pruning.remove_last == 2
+
+
+def test_prepare_argv_points_hydra_at_the_resumed_folder():
+    """Catches resume writing a new timestamped folder or overwriting the run's .hydra/."""
+    assert prepare_argv(["train.py", "resume=/r/x", "eval.batch_size=8"]) == [
+        "train.py",
+        "resume=/r/x",
+        "eval.batch_size=8",
+        "hydra.run.dir=/r/x",
+        "hydra.output_subdir=null",
+    ]
+    assert prepare_argv(["train.py", "resume=null"]) == ["train.py", "resume=null"]

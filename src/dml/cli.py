@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+import sys
+from collections.abc import Callable
+
+from omegaconf import DictConfig
 
 # Hydra parses `pruning=16` and `pruning=15_16` as integers (1516 for the latter, as Python
 # reads underscores), and a config-group choice must be a string; quote such choices.
@@ -21,3 +26,85 @@ def quote_numeric_choices(argv: list[str]) -> list[str]:
             arg = f"{m.group('key')}={vals}"
         out.append(arg)
     return out
+
+
+def prepare_argv(argv: list[str]) -> list[str]:
+    """quote_numeric_choices, and `resume=<dir>`: Hydra runs in that folder and leaves its
+    saved config (.hydra/) as it is."""
+    argv = quote_numeric_choices(argv)
+    resume = [a.split("=", 1)[1] for a in argv[1:] if a.startswith("resume=")]
+    if resume and resume[-1] not in ("", "null"):
+        if any(a in ("-m", "--multirun") for a in argv):
+            print("error: resume=<run dir> continues one run; drop -m/--multirun", file=sys.stderr)
+            sys.exit(1)
+        argv = [*argv, f"hydra.run.dir={resume[-1]}", "hydra.output_subdir=null"]
+    return argv
+
+
+def override_key(override: str) -> str:
+    """The dotted key of a command-line override (`+a.b=1` -> `a.b`)."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def settle_pruning(cfg: DictConfig, overrides: list[str]) -> None:
+    """Overriding pruning.units or pruning.remove_last replaces the other: the pruning group's
+    option sets one of them, and a user who sets the other means it instead."""
+    keys = {override_key(o) for o in overrides}
+    if "pruning.units" in keys and "pruning.remove_last" not in keys:
+        cfg.pruning.remove_last = 0
+    elif "pruning.remove_last" in keys and "pruning.units" not in keys:
+        cfg.pruning.units = []
+
+
+def _first_line(text: str) -> str:
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    return lines[0] if lines else ""
+
+
+def config_error_line(exc: BaseException) -> str:
+    """One line for a Hydra or OmegaConf composition error, naming the key or the choice."""
+    from hydra.errors import MissingConfigException, OverrideParseException
+
+    if isinstance(exc, MissingConfigException) and exc.missing_cfg_file:
+        group, _, name = str(exc.missing_cfg_file).rpartition("/")
+        options = [o for o in exc.options or [] if not o.startswith("schema")]
+        if group and options:
+            return f"{group}={name}: no such option; expected one of {', '.join(options)}"
+        return f"no config '{exc.missing_cfg_file}' ({_first_line(exc)})"
+    line = _first_line(exc)
+    if isinstance(exc, OverrideParseException):
+        why = [ln for ln in str(exc).splitlines()[1:] if ln.strip() and "hydra.cc" not in ln]
+        text = f"{line.removeprefix('Error parsing override ')}: {why[0]}" if why else line
+        return f"bad override {text}; expected key=value (see `python train.py --help`)"
+    cause = exc.__cause__
+    if cause is not None:
+        key = getattr(cause, "full_key", None)
+        detail = _first_line(cause)
+        if "not in" in detail and key:  # a misspelt key
+            return f"{key}: no such key ({detail}); to add a new key use +{key}=..."
+        return f"{key or line}: {detail}" if detail else line
+    return line
+
+
+def run_cli(main: Callable[[], object]) -> None:
+    """Call a @hydra.main function; Hydra's own errors end in one line on stderr and exit 1.
+
+    HYDRA_FULL_ERROR=1 set by the user keeps Hydra's full report and traceback.
+    """
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        main()
+        return
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let the exception reach us instead of Hydra's report
+    try:
+        main()
+    except (HydraException, OmegaConfBaseException) as exc:
+        print(f"error: {config_error_line(exc)}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as exc:  # Hydra could not make or write the run folder
+        print(f"error: cannot write the run folder: {exc}", file=sys.stderr)
+        sys.exit(1)
+    finally:
+        os.environ.pop("HYDRA_FULL_ERROR", None)

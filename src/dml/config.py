@@ -1,12 +1,15 @@
 """Dataclass schemas for every config group, registered in Hydra's ConfigStore.
 
 Each YAML file in configs/<group>/ starts from one of these schemas, so a misspelt
-key or a wrong type fails at compose time and names the key.
+key or a wrong type fails at compose time and names the key. A schema's defaults are those
+of the group's default option in configs/train.yaml (tests/test_configs.py checks that they
+match), so a config built from the dataclasses alone is the default run's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -25,7 +28,7 @@ class DatasetConfig:
     random_resized_crop: bool = False
     crop_scale: list[float] = field(default_factory=lambda: [0.08, 1.0])  # RandomResizedCrop
     color_jitter: float = 0.0
-    num_workers: int = 0
+    num_workers: int | None = None  # null: one per core but one, at most 8
 
 
 @dataclass
@@ -34,13 +37,15 @@ class SyntheticDatasetConfig(DatasetConfig):
     images_per_class: int = 30
     generated_size: int = 64
     generator_seed: int = 0
+    image_size: int = 64
+    resize_size: int | None = 64  # generated tight: no crop margin (the YAML follows image_size)
 
 
 @dataclass
 class ModelConfig:
     arch: str = MISSING
-    pretrained: str = "none"
-    embedding_dim: int = 512
+    pretrained: str = "synthetic"
+    embedding_dim: int = 128
     last_stride: int = 2
     pooling: str = "avg"
     weights: str = "IMAGENET1K_V1"  # torchvision ImageNet weights for pretrained=imagenet
@@ -65,7 +70,7 @@ class PruningConfig:
     """Trailing units to remove: explicit 1-based ids, or a count from the end."""
 
     units: list[int] = field(default_factory=list)
-    remove_last: int = 0
+    remove_last: int = 1
 
 
 @dataclass
@@ -90,12 +95,13 @@ class TripletLossConfig(LossConfig):
 class ProxyAnchorLossConfig(LossConfig):
     margin: float = 0.1
     alpha: float = 32.0
+    lr_mult: float = 10.0
 
 
 @dataclass
 class OptimizerConfig:
     name: str = MISSING
-    lr: float = 1e-3
+    lr: float = 3e-3  # the twin's sgd_twin; the paper's sgd is 1e-3
     head_lr: float = 1e-2
     weight_decay: float = 5e-4
     momentum: float = 0.9
@@ -106,7 +112,7 @@ class OptimizerConfig:
 @dataclass
 class LRPolicyConfig:
     name: str = MISSING
-    l_max: float = 1e-3
+    l_max: float = 3e-3  # the YAML options follow optimizer.lr
 
 
 @dataclass
@@ -147,9 +153,9 @@ class AutoLRConfig:
 
 @dataclass
 class TrainerConfig:
-    epochs: int = 40
+    epochs: int = 10
     batch_size: int = 40
-    samples_per_class: int = 0
+    samples_per_class: int = 4
     device: str = "auto"
     log_every: int = 10
     max_steps_per_epoch: int = 0
@@ -165,7 +171,7 @@ class EvalConfig:
     flip: bool = False
     map_at_r: bool = True
     feature: str = "embedding"  # embedding (head output) | pooled (backbone pooled features)
-    selection: str = "test"  # test (the paper's protocol) | val (held-out training classes)
+    selection: str = "val"  # val (held-out training classes) | test (the paper's protocol)
     val_classes: float = 0.2  # share of the training classes held out when selection=val
 
 
@@ -191,30 +197,31 @@ class TrainConfig:
     seed: int = 0
     data_dir: str = MISSING
     run_name: str = "default"
+    resume: str | None = None  # a run folder to continue (python train.py resume=<dir>)
 
 
 SCHEMAS: dict[str, dict[str, type]] = {
-    "dataset": {"base_dataset": DatasetConfig, "base_synthetic": SyntheticDatasetConfig},
-    "model": {"base_model": ModelConfig},
-    "pruning": {"base_pruning": PruningConfig},
+    "dataset": {"dataset": DatasetConfig, "synthetic": SyntheticDatasetConfig},
+    "model": {"model": ModelConfig},
+    "pruning": {"pruning": PruningConfig},
     "loss": {
-        "base_softmax": SoftmaxLossConfig,
-        "base_triplet": TripletLossConfig,
-        "base_proxy_anchor": ProxyAnchorLossConfig,
+        "softmax": SoftmaxLossConfig,
+        "triplet": TripletLossConfig,
+        "proxy_anchor": ProxyAnchorLossConfig,
     },
-    "optimizer": {"base_optimizer": OptimizerConfig},
+    "optimizer": {"optimizer": OptimizerConfig},
     "lr_policy": {
-        "base_constant": LRPolicyConfig,
-        "base_step": StepPolicyConfig,
-        "base_cyclic": CyclicPolicyConfig,
-        "base_sgdr": SGDRPolicyConfig,
-        "base_autolr": LRPolicyConfig,
+        "constant": LRPolicyConfig,
+        "step": StepPolicyConfig,
+        "cyclic": CyclicPolicyConfig,
+        "sgdr": SGDRPolicyConfig,
+        "autolr": LRPolicyConfig,
     },
-    "autolr": {"base_autolr": AutoLRConfig},
-    "trainer": {"base_trainer": TrainerConfig},
-    "eval": {"base_eval": EvalConfig},
-    "logger": {"base_logger": LoggerConfig},
-    "pretrain": {"base_pretrain": PretrainConfig},
+    "autolr": {"autolr": AutoLRConfig},
+    "trainer": {"trainer": TrainerConfig},
+    "eval": {"eval": EvalConfig},
+    "logger": {"logger": LoggerConfig},
+    "pretrain": {"pretrain": PretrainConfig},
 }
 
 
@@ -223,18 +230,38 @@ def paper_epoch(epoch: int, epochs: int, recipe_epochs: int = 50) -> int:
     return max(1, round(int(epoch) * int(epochs) / int(recipe_epochs)))
 
 
+def unique_dir(path: str) -> str:
+    """path, or path_1, path_2, ...: the first that did not exist, created here to claim it.
+
+    mkdir is atomic, so two runs started in the same second get different folders.
+    """
+    base = Path(path)
+    candidate, n = base, 0
+    while True:
+        try:
+            candidate.mkdir(parents=True)
+            return str(candidate)
+        except FileExistsError:
+            n += 1
+            candidate = base.with_name(f"{base.name}_{n}")
+
+
 def register_resolvers() -> None:
-    """`${paper_epoch:30,${trainer.epochs}}`: recipe epochs that follow the run's length."""
+    """`${paper_epoch:30,${trainer.epochs}}`: recipe epochs that follow the run's length;
+    `${unique_dir:<path>}`: a run folder no other run has (cached: resolved once per config)."""
     OmegaConf.register_new_resolver("paper_epoch", paper_epoch, replace=True)
+    OmegaConf.register_new_resolver("unique_dir", unique_dir, replace=True, use_cache=True)
 
 
 def register_configs() -> None:
     """Store every schema in Hydra's ConfigStore (idempotent)."""
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
+    # in a group of their own, so they are not offered as choices of the groups they check;
+    # a YAML option extends its schema with `- /schema/<group>/<name>@_here_`
     for group, nodes in SCHEMAS.items():
         for name, node in nodes.items():
-            cs.store(group=group, name=name, node=node)
+            cs.store(group=f"schema/{group}", name=name, node=node)
 
 
 register_configs()

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
 import sys
 import time
+import traceback
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -34,6 +39,7 @@ from dml.policies import build_policy
 from dml.training.loop import Trainer, TrainerParts
 from dml.training.optim import build_optimizer
 from dml.training.param_groups import build_param_groups, freeze_groups
+from dml.validation import check_config, check_data_counts
 
 
 def seed_everything(seed: int) -> None:
@@ -57,11 +63,12 @@ def count_params(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def build_model(cfg: DictConfig) -> EmbeddingNet:
+def build_model(cfg: DictConfig, pretrained: bool = True) -> EmbeddingNet:
     """torchvision backbone + pretrained weights + pruning + embedding head; prints exact counts."""
     m = cfg.model
     net = build_torchvision(m.arch, m.last_stride)
-    load_pretrained(net, cfg)
+    if pretrained:
+        load_pretrained(net, cfg)
     backbone = make_backbone(net)
     total, before = backbone.num_units, count_params(backbone)
     keep = units_to_keep(total, list(cfg.pruning.units), cfg.pruning.remove_last)
@@ -103,13 +110,23 @@ def load_pretrained(net: torch.nn.Module, cfg: DictConfig) -> None:
         load_state_file(net, choice)
 
 
+def loader_workers(requested: int | None) -> int:
+    """dataset.num_workers, or with null one loader process per core but one (at most 8),
+    so the main process keeps a core; never more workers than cores."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
+    if requested is None:
+        return max(0, min(8, cores - 1))
+    return min(requested, cores)
+
+
 def make_loaders(cfg: DictConfig, data: RetrievalData, val: Split | None = None):
     """Training loader (epoch-seeded batches) and evaluation loaders: {"test", "val"?}."""
     train = ImageListDataset(data.train, train_transform(cfg.dataset))
     sampler = EpochBatchSampler(
         train.targets, cfg.trainer.batch_size, cfg.trainer.samples_per_class, cfg.seed
     )
-    workers = cfg.dataset.num_workers
+    workers = loader_workers(cfg.dataset.num_workers)
     train_loader = DataLoader(train, batch_sampler=SeededBatches(sampler), num_workers=workers)
     evals = {"test": data.test} | ({"val": val} if val is not None else {})
     eval_loaders = {
@@ -139,19 +156,25 @@ def check_eval(cfg: DictConfig) -> None:
     check_protocol(cfg.eval.selection)
 
 
-def train_run(cfg: DictConfig, run_dir: Path, results: dict) -> dict:
-    """The whole run; fills `results` as it goes (so a failure still reports what was done)."""
+def train_run(cfg: DictConfig, run_dir: Path, results: dict, state: dict | None = None) -> dict:
+    """The whole run; fills `results` as it goes (so a failure still reports what was done).
+
+    With `state` (a checkpoint of this run) it continues after the checkpoint's epoch.
+    """
     seed_everything(cfg.seed)
+    check_config(cfg)
     check_eval(cfg)
     device = pick_device(cfg.trainer.device)
     data, val = split_data(cfg)
+    check_data_counts(cfg, data.train.num_classes, len(data.train), len(data.test))
     held = f", {len(val)} val images ({val.num_classes} held-out classes)" if val else ""
     tqdm.write(
         f"data {cfg.dataset.name}: {len(data.train)} train images "
         f"({data.train.num_classes} classes){held}, {len(data.test)} test images "
         f"({data.test.num_classes} classes); {describe_eval(cfg.dataset)}"
     )
-    model = build_model(cfg).to(device)
+    # a resumed run's weights come from its checkpoint, not from the pretrained file
+    model = build_model(cfg, pretrained=state is None).to(device)
     train, sampler, train_loader, eval_loaders = make_loaders(cfg, data, val)
     loss = build_loss(cfg.loss, len(train.class_to_index), cfg.model.embedding_dim).to(device)
     groups, infos = build_param_groups(
@@ -172,12 +195,15 @@ def train_run(cfg: DictConfig, run_dir: Path, results: dict) -> dict:
             out["val"] = metrics_on("val", cfg.eval.feature)
         return out
 
-    # what a user of the pretrained weights starts from: its pooled features, not a
-    # random projection of them through the untrained head
-    results["metrics"]["initial"] = metrics_on("test", "pooled")
-    tqdm.write("before fine-tuning: " + _short(results["metrics"]["initial"]))
     logger = ScalarLogger(run_dir, cfg.logger.tensorboard)
-    logger.scalars("eval_initial", results["metrics"]["initial"], 0)
+    if state is None:
+        # what a user of the pretrained weights starts from: its pooled features, not a
+        # random projection of them through the untrained head
+        results["metrics"]["initial"] = metrics_on("test", "pooled")
+        logger.scalars("eval_initial", results["metrics"]["initial"], 0)
+    else:
+        results["metrics"]["initial"] = state["initial"]
+    tqdm.write("before fine-tuning: " + _short(results["metrics"]["initial"]))
     trainer = Trainer(
         TrainerParts(model, loss, optimizer, infos, policy, train_loader, sampler, device),
         epochs=cfg.trainer.epochs,
@@ -189,9 +215,15 @@ def train_run(cfg: DictConfig, run_dir: Path, results: dict) -> dict:
         progress=cfg.logger.progress,
         save_checkpoints=cfg.trainer.save_checkpoints,
         warmup_epochs=cfg.trainer.warmup_epochs,
+        selection=cfg.eval.selection,
+        extra_state={"config": results["config"], "initial": results["metrics"]["initial"]},
     )
+    start = 0
+    if state is not None:
+        start = trainer.load_state_dict(state)
+        tqdm.write(f"resumed after epoch {start - 1} of {cfg.trainer.epochs}")
     try:
-        history = trainer.fit()
+        history = trainer.fit(start)
     finally:
         results["history"] = trainer.history
         results.update(policy.report())
@@ -217,41 +249,90 @@ def one_line(exc: Exception) -> str:
     return last.split("DmlError: ", 1)[-1]
 
 
-def run(cfg: DictConfig, run_dir: Path) -> int:
-    """Run one job into run_dir; user errors become one line and a status in results.json.
+EXIT_CODES = {"completed": 0, "failed": 1, "infeasible": 2, "interrupted": 130}
 
-    Returns the process exit code (0 completed, 1 failed, 2 infeasible).
+
+def run(cfg: DictConfig, run_dir: Path, state: dict | None = None) -> int:
+    """Run one job into run_dir; every ending writes results.json with its status.
+
+    User errors become one line; an unexpected exception also writes its traceback to
+    traceback.txt. SIGINT and SIGTERM stop the run and keep the last complete checkpoint.
+    With `state` (from dml.training.resume) the run continues in its own folder.
+    Returns the process exit code (0 completed, 1 failed, 2 infeasible, 130 interrupted).
     """
     run_dir = Path(run_dir)
-    if (run_dir / RESULTS_FILE).exists():
+    if state is None and (run_dir / RESULTS_FILE).exists():
         print(
-            f"error: {run_dir} already holds a run (results.json); choose another run dir",
+            f"error: {run_dir} already holds a run (results.json); choose another run dir "
+            f"or continue it with resume={run_dir}",
             file=sys.stderr,
         )
         return 1
-    run_dir.mkdir(parents=True, exist_ok=True)
-    results = {
-        "status": "running",
-        "config": OmegaConf.to_container(cfg, resolve=True),
-        "metrics": {},
-        "history": [],
-    }
-    start = time.time()
-    code = 0
     try:
-        train_run(cfg, run_dir, results)
-        results["status"] = "completed"
-    except InfeasibleError as exc:
-        results["status"], results["error"], code = "infeasible", str(exc), 2
-    except DmlError as exc:
-        results["status"], results["error"], code = "failed", one_line(exc), 1
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config = OmegaConf.to_container(cfg, resolve=True)
+        results = {"status": "running", "config": config, "metrics": {}, "history": []}
+        write_results(run_dir, results)
+    except (OSError, OmegaConfBaseException) as exc:
+        print(f"error: cannot start a run in {run_dir}: {one_line(exc)}", file=sys.stderr)
+        return 1
+    start = time.time()
+    with stop_on_signals():
+        results["status"], results["error"] = _train_status(cfg, run_dir, results, state)
     results["wall_time_s"] = round(time.time() - start, 2)
+    if results["error"] is None:
+        del results["error"]
     write_results(run_dir, results)
-    if code:
-        print(f"error: {results['error']}", file=sys.stderr)
-    else:
+    code = EXIT_CODES[results["status"]]
+    if results["status"] == "completed":
         _print_summary(results, run_dir)
+    elif results["status"] == "interrupted":
+        print(f"interrupted: {resume_hint(run_dir)}", file=sys.stderr)
+    else:
+        print(f"error: {results['error']}", file=sys.stderr)
     return code
+
+
+def _train_status(cfg: DictConfig, run_dir: Path, results: dict, state: dict | None):
+    """(status, error line or None) of train_run."""
+    try:
+        train_run(cfg, run_dir, results, state)
+        return "completed", None
+    except KeyboardInterrupt:
+        return "interrupted", "stopped by a signal (SIGINT or SIGTERM)"
+    except InfeasibleError as exc:
+        return "infeasible", str(exc)
+    except DmlError as exc:
+        return "failed", one_line(exc)
+    except Exception as exc:  # a bug, not a user mistake: keep the traceback for the report
+        trace = run_dir / "traceback.txt"
+        trace.write_text(traceback.format_exc())
+        return "failed", f"{type(exc).__name__}: {one_line(exc)} (unexpected; see {trace})"
+
+
+def resume_hint(run_dir: Path) -> str:
+    """How to continue run_dir, or why it cannot be."""
+    if (Path(run_dir) / "checkpoints" / "last.pt").is_file():
+        return f"continue with: python train.py resume={run_dir}"
+    return "no epoch was completed, so there is nothing to resume"
+
+
+@contextmanager
+def stop_on_signals():
+    """SIGTERM raises KeyboardInterrupt, as SIGINT does, while the block runs."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: signals cannot be handled here
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def objective(run_dir: Path) -> float:

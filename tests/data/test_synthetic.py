@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import multiprocessing
+import time
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +65,8 @@ def test_bounding_boxes_lie_inside_images(tmp_path: Path) -> None:
 
 
 def test_read_by_cub_reader(tmp_path: Path) -> None:
-    cub = pytest.importorskip("dml.data.cub")
+    from dml.data import cub
+
     root = generate_synthetic(tmp_path / "data", **SMALL)
     split = cub.read_cub_layout(root)
     assert split.labels == [c for c in range(1, 5) for _ in range(3)]
@@ -128,7 +131,48 @@ def test_interrupted_generation_leaves_previous_data(
     with pytest.raises(KeyboardInterrupt):
         ensure_synthetic(root, **{**SMALL, "seed": 3})
     assert _all_files(root) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+    # no temporary folder is left; the lock file beside the data is meant to stay
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".data.lock", "data"]
+
+
+def _generate_logged(root: Path, log: Path) -> None:
+    """ensure_synthetic in a child process, logging each generation (with a pause in it)."""
+    real = synthetic._write_dataset
+
+    def logged(*args, **kwargs):
+        with log.open("a") as fh:
+            fh.write("generate\n")
+        time.sleep(0.5)  # long enough for the other process to arrive meanwhile
+        return real(*args, **kwargs)
+
+    synthetic._write_dataset = logged
+    ensure_synthetic(root, **SMALL)
+
+
+def test_two_processes_generate_the_set_once(tmp_path: Path) -> None:
+    """Catches two jobs of a sweep generating the same set at once (one swapping folders under
+    the other's feet): with the lock the second waits, then finds the data current."""
+    root, log = tmp_path / "data", tmp_path / "log"
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_generate_logged, args=(root, log)) for _ in range(2)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+    assert [proc.exitcode for proc in procs] == [0, 0]
+    assert log.read_text() == "generate\n"
+    assert len(_table(root / "images.txt")) == 12
+
+
+def test_stale_temporary_folders_of_a_killed_generator_are_removed(tmp_path: Path) -> None:
+    """Catches the half-written folders of a generator killed with SIGKILL piling up beside the
+    data (its own cleanup never ran)."""
+    root = tmp_path / "data"
+    for name in (".data.tmp-4242", ".data.old-4242"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "001.png").write_bytes(b"half")
+    ensure_synthetic(root, **SMALL)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".data.lock", "data"]
 
 
 def test_interrupted_first_generation_leaves_nothing(

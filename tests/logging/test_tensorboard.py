@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.custom_scalar import layout_pb2
 
@@ -54,3 +55,36 @@ def test_layout_charts_match_the_tags_an_autolr_run_logs(tmp_path):
         assert set(expected) <= matched, (chart, sorted(matched))
     # the per-unit tags are gathered in one chart each, not spread over several
     assert len(charts[("AutoLR per epoch", "LR of every group")]) == 1
+
+
+def test_event_files_hold_the_logged_values(tmp_path):
+    """Catches scalars logged at the wrong step or with the wrong value (e.g. the LR before
+    the epoch's update, or the loss of another trial): read back from the event files, the
+    per-epoch LR and trial count and the AutoLR scores equal what the run recorded."""
+    cfg = compose_cfg(["lr_policy=autolr", "autolr.threshold=1.01", "autolr.max_trials=2"])
+    cfg.autolr.alpha, cfg.autolr.beta = 0.5, 1.0  # feasible on the tiny model
+    trainer = tiny_trainer(build_policy(cfg), tmp_path, epochs=2)
+    logger = ScalarLogger(tmp_path, enabled=True)
+    trainer.logger = logger
+    trainer.p.policy.ctx.log_scalar = logger.scalar
+    trainer.log_every = 1
+    history = trainer.fit()
+    logger.close()
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+
+    def series(tag):
+        return [(e.step, e.value) for e in events.Scalars(tag)]
+
+    assert series("lr/unit3") == [
+        (h["epoch"], pytest.approx(h["lr"]["unit3"], rel=1e-6)) for h in history
+    ]
+    assert series("autolr/trials") == [(h["epoch"], float(h["trials"])) for h in history]
+    assert history[0]["trials"] == 2  # threshold 1.01 rejects epoch 0's first trial
+    trials = trainer.p.policy.trials_log
+    assert series("autolr_trial/score") == [
+        (i, pytest.approx(t["score"], rel=1e-6)) for i, t in enumerate(trials)
+    ]
+    # 64 images / batch 16 = 4 steps a trial; every step of every trial is logged
+    steps = 4 * sum(h["trials"] for h in history)
+    assert [step for step, _ in series("train/loss")] == list(range(steps))

@@ -41,6 +41,29 @@ def test_state_file_errors(tmp_path):
         load_state_file(net, str(path))
 
 
+@pytest.mark.parametrize(
+    ("content", "what"),
+    [
+        (b"hello, not a checkpoint", "cannot be read ("),
+        (torch.zeros(3), "holds Tensor;"),
+        ({"conv1.weight": 1.0}, "holds a dict with non-tensor values;"),
+    ],
+)
+def test_pretrained_file_that_is_not_a_state_dict(tmp_path, content, what):
+    """Catches an unpickling traceback (or .items() on a tensor) for model.pretrained=<file>
+    pointing at something other than a state_dict: one line naming the file and what is wanted."""
+    path = tmp_path / "weights.pt"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        torch.save(content, path)
+    with pytest.raises(DmlError) as err:
+        load_state_file(build_torchvision("resnet18", 2), str(path))
+    line = str(err.value)
+    assert line.startswith(f"model.pretrained={path}") and what in line and "\n" not in line
+    assert line.endswith("expected a state_dict (a dict of tensors) saved with torch.save")
+
+
 def test_imagenet_offline_names_file_and_place(monkeypatch):
     from torchvision.models import ResNet18_Weights
 

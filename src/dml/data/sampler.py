@@ -32,6 +32,14 @@ class EpochBatchSampler(Sampler[list[int]]):
                 f"trainer.batch_size={batch_size} that is at least 2"
             )
         self.labels = torch.as_tensor(list(labels))
+        if m:
+            classes = len(self.labels.unique())
+            if classes < batch_size // m:
+                raise DmlError(
+                    f"trainer.batch_size={batch_size} with trainer.samples_per_class={m} needs "
+                    f"{batch_size // m} distinct classes per batch, but the training split has "
+                    f"only {classes} classes"
+                )
         self.batch_size, self.m, self.seed, self.epoch = batch_size, m, seed, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -48,19 +56,40 @@ class EpochBatchSampler(Sampler[list[int]]):
             yield order[b * self.batch_size : (b + 1) * self.batch_size].tolist()
 
     def _balanced(self, gen: torch.Generator) -> torch.Tensor:
-        # classes are visited in random order; each contributes m images (with replacement
-        # when it has fewer), so every batch holds batch_size/m classes
+        # Classes are visited in random order, pass after pass; each visit contributes a chunk
+        # of m images (drawn with replacement when the class has fewer). A batch is filled
+        # with the earliest pending chunks whose class it does not hold yet, so a batch that
+        # straddles two passes never gets a class twice. When the passes already line up
+        # (no batch would repeat a class), every pick is the next chunk in pass order and the
+        # order is the plain concatenation of the passes, as before this rule existed.
         classes = self.labels.unique()
-        chunks = []
-        while sum(len(c) for c in chunks) < len(self) * self.batch_size:
-            for c in classes[torch.randperm(len(classes), generator=gen)]:
-                idx = (self.labels == c).nonzero().flatten()
+        members = {int(c): (self.labels == c).nonzero().flatten() for c in classes}
+        pending: list[tuple[int, torch.Tensor]] = []
+
+        def one_pass() -> None:
+            for c in classes[torch.randperm(len(classes), generator=gen)].tolist():
+                idx = members[c]
                 pick = (
                     torch.randint(len(idx), (self.m,), generator=gen)
                     if len(idx) < self.m
                     else torch.randperm(len(idx), generator=gen)[: self.m]
                 )
-                chunks.append(idx[pick])
+                pending.append((c, idx[pick]))
+
+        chunks = []
+        per_batch = self.batch_size // self.m
+        for _ in range(len(self)):
+            held: set[int] = set()
+            while len(held) < per_batch:
+                # the constructor guarantees >= per_batch classes, so a fresh pass always
+                # brings a class this batch lacks
+                j = next((j for j, (c, _) in enumerate(pending) if c not in held), None)
+                if j is None:
+                    one_pass()
+                    continue
+                c, chunk = pending.pop(j)
+                held.add(c)
+                chunks.append(chunk)
         return torch.cat(chunks)
 
     def state_dict(self) -> dict:

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock
 from PIL import Image, ImageDraw
 
 from dml.errors import DmlError
@@ -213,8 +214,9 @@ def generate_synthetic(
 def ensure_synthetic(root: Path, **params: Any) -> Path:
     """Return root if it holds a synthetic dataset made with params, else (re)generate it.
 
-    Only reads dml_synthetic.json when the data is current. Not safe to call from several
-    processes at once (e.g. every DDP rank): call it from one, then synchronise.
+    Only reads dml_synthetic.json when the data is current. Several processes may call it at
+    once (a sweep's jobs): a lock file beside root lets one generate while the others wait,
+    and temporary folders left by a killed generator are removed.
     """
     bound = inspect.signature(generate_synthetic).bind(root, **params)
     bound.apply_defaults()
@@ -222,7 +224,20 @@ def ensure_synthetic(root: Path, **params: Any) -> Path:
     root = Path(root)
     if _read_metadata(root) == _metadata_header(wanted):
         return root
-    return generate_synthetic(root, **wanted)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(root.with_name(f".{root.name}.lock")):
+        if _read_metadata(root) == _metadata_header(wanted):  # made while we waited
+            return root
+        _remove_stale(root)
+        return generate_synthetic(root, **wanted)
+
+
+def _remove_stale(root: Path) -> None:
+    # under the lock no other generator runs, so every temporary sibling is a killed one's
+    for stale in root.parent.glob(f".{root.name}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    for stale in root.parent.glob(f".{root.name}.old-*"):
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def _read_metadata(root: Path) -> dict[str, Any] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -123,6 +124,9 @@ def map_at_r(embeddings: Any, labels: Any) -> float:
     # Imported lazily: PML pulls in sklearn and patches faiss, which recall_at_k does not need.
     from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
     from pytorch_metric_learning.utils.inference import FaissKNN
+
+    # its INFO lines ("running k-nn with k=...") would interleave with the epoch lines
+    logging.getLogger("PML").setLevel(logging.WARNING)
 
     emb = _check_embeddings(embeddings)
     lab = _check_labels(labels, emb.shape[0])

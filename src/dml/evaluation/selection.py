@@ -47,16 +47,19 @@ def select_epoch(history: list[dict], protocol: str, metric: str = "R@1") -> dic
     check_protocol(protocol)
     if not history:
         raise ValueError("no epochs to select from")
-
-    def score(row: dict) -> float:
-        return row["val"][metric] if protocol == "val" else row[metric]
-
-    best = max(range(len(history)), key=lambda i: (score(history[i]), -i))
+    best = max(
+        range(len(history)), key=lambda i: (selection_score(history[i], protocol, metric), -i)
+    )
     row = history[best]
     out = {"protocol": protocol, "epoch": row["epoch"], "test": test_metrics(row)}
     if protocol == "val":
         out["val"] = dict(row["val"])
     return out
+
+
+def selection_score(row: dict, protocol: str, metric: str = "R@1") -> float:
+    """What the protocol ranks a history row by: val `metric` (val) or test `metric` (test)."""
+    return row["val"][metric] if protocol == "val" else row[metric]
 
 
 def test_metrics(row: dict) -> dict[str, float]:

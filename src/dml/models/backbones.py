@@ -106,9 +106,17 @@ def load_state_file(model: nn.Module, path: str) -> None:
             f"model.pretrained={path}: file not found; expected none, imagenet, synthetic "
             "or a path to a state_dict saved with torch.save"
         )
-    state = torch.load(file, map_location="cpu", weights_only=True)
+    expected = "expected a state_dict (a dict of tensors) saved with torch.save"
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # not a torch file, a damaged one, or pickled objects
+        detail = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:100]}"
+        raise DmlError(f"model.pretrained={path}: cannot be read ({detail}); {expected}") from None
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        what = "a dict with non-tensor values" if isinstance(state, dict) else type(state).__name__
+        raise DmlError(f"model.pretrained={path} holds {what}; {expected}")
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)

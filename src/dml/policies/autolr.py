@@ -95,10 +95,11 @@ class AutoLRPolicy(LRPolicy):
         self._log_trial(epoch, score, v, accepted)
         if epoch == 0 and self.trial == 0:
             self.v0 = v
-        if not accepted and self.trial + 1 < self.cfg.max_trials:
+        last = self.trial + 1 >= self.cfg.max_trials
+        if not accepted and not last:
             # before the echo, so an infeasible alpha/beta stops without announcing a re-run
             self._ensure_targets(epoch, v, active)
-        self._echo_trial(epoch, score, accepted)
+        self._echo_trial(epoch, score, accepted, last)
         if accepted:
             return self._accept(epoch, score, v, capped=False)
         self._remember_if_best(score, v)
@@ -208,8 +209,13 @@ class AutoLRPolicy(LRPolicy):
             if rec["target"] is not None and rec["target"][k] is not None:
                 log(f"autolr_trial/target_x1e6/{name}", rec["target"][k] * 1e6, step)
 
-    def _echo_trial(self, epoch: int, score: float, accepted: bool) -> None:
-        verdict = "accepted" if accepted else "re-run"
+    def _echo_trial(self, epoch: int, score: float, accepted: bool, last: bool) -> None:
+        if accepted:
+            verdict = "accepted"
+        elif last:
+            verdict = f"autolr.max_trials={self.cfg.max_trials} reached, keeping the best trial"
+        else:
+            verdict = "re-run"
         cmp = ">=" if accepted else "<"
         self.ctx.echo(
             f"[autolr] epoch {epoch} trial {self.trial}: score {score:.3f} {cmp} "
@@ -232,6 +238,10 @@ class AutoLRPolicy(LRPolicy):
                 log(f"autolr/variation_x1e6/{name}", rec["variation"][k] * 1e6, e)
             if rec["target"] is not None and rec["target"][k] is not None:
                 log(f"autolr/target_x1e6/{name}", rec["target"][k] * 1e6, e)
+
+    def kept_trial(self) -> int:
+        """The trial the last accepted epoch kept (the best one when max_trials was reached)."""
+        return self.epochs_log[-1]["accepted_trial"]
 
     def report(self) -> dict:
         return {

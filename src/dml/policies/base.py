@@ -47,6 +47,10 @@ class LRPolicy:
         """Called after each trial; True accepts the epoch, False asks for a re-run."""
         return True
 
+    def kept_trial(self) -> int | None:
+        """Which trial of the epoch just accepted holds the weights kept (None: the last)."""
+        return None
+
     def current_lrs(self) -> dict[str, float]:
         """The LR of each param group by name."""
         return {

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from dml.data.sampler import EpochBatchSampler
 from dml.errors import DivergedError
+from dml.evaluation.selection import selection_score
 from dml.logging.tensorboard import ScalarLogger
 from dml.models.embedding import EmbeddingNet
 from dml.policies.base import LRPolicy, PolicyContext
@@ -53,11 +54,15 @@ class Trainer:
         progress: bool = True,
         save_checkpoints: bool = True,
         warmup_epochs: int = 0,
+        selection: str = "test",
+        extra_state: dict | None = None,
     ) -> None:
         self.p = parts
         self.epochs, self.logger, self.evaluate, self.run_dir = epochs, logger, evaluate, run_dir
         self.log_every, self.progress, self.save = log_every, progress, save_checkpoints
-        self.warmup_epochs = warmup_epochs
+        self.warmup_epochs, self.selection = warmup_epochs, selection
+        self.extra_state = extra_state or {}  # stored in every checkpoint (config, initial metrics)
+        self.best: dict | None = None  # {"epoch", "score"} of the best epoch by `selection`
         self._warming: list[torch.nn.Parameter] | None = None  # params frozen for warm-up
         self.steps = min(len(parts.sampler), max_steps) if max_steps else len(parts.sampler)
         self.global_step = 0
@@ -104,14 +109,15 @@ class Trainer:
         """Train from start_epoch to the end; returns one metrics row per epoch."""
         for epoch in range(start_epoch, self.epochs):
             self._warm_up(epoch)
-            trial = 0
+            losses: list[float] = []
             while True:
                 self.p.policy.begin_epoch(epoch)
-                loss = self.train_epoch(epoch, trial)
+                losses.append(self.train_epoch(epoch, len(losses)))
                 if self.p.policy.end_epoch(epoch):
                     break
-                trial += 1
-            self._end_of_epoch(epoch, loss, trial + 1)
+            kept = self.p.policy.kept_trial()
+            # the loss of the trial whose weights were kept, not of the last one run
+            self._end_of_epoch(epoch, losses[-1 if kept is None else kept], len(losses))
         return self.history
 
     def _warm_up(self, epoch: int) -> None:
@@ -182,12 +188,29 @@ class Trainer:
         row = {"epoch": epoch, "loss": loss, "trials": trials, **metrics, "lr": lrs}
         self.history.append(row)
         tqdm.write(f"epoch {epoch}: loss {loss:.4f}  trials {trials}  {_shown(metrics)}")
+        is_best = self._track_best(row)
         if self.save:
-            save_checkpoint(self.run_dir / "checkpoints" / "last.pt", self.state_dict(epoch))
+            state = self.state_dict(epoch)
+            folder = self.run_dir / "checkpoints"
+            if is_best:  # before last.pt: a kill between the two resumes the epoch again
+                save_checkpoint(folder / "best.pt", state)
+            save_checkpoint(folder / "last.pt", state)
+
+    def _track_best(self, row: dict) -> bool:
+        """Whether row is the best epoch so far by the selection protocol (ties: the earliest)."""
+        try:
+            score = selection_score(row, self.selection)
+        except KeyError:  # an evaluation without that metric: nothing to rank by
+            return False
+        if self.best is not None and score <= self.best["score"]:
+            return False
+        self.best = {"epoch": row["epoch"], "score": score}
+        return True
 
     def state_dict(self, epoch: int) -> dict:
         """Everything needed to resume after `epoch` exactly."""
         return {
+            **self.extra_state,
             "epoch": epoch,
             "model": self.p.model.state_dict(),
             "loss": self.p.loss.state_dict(),
@@ -195,12 +218,41 @@ class Trainer:
             "policy": self.p.policy.state_dict(),
             "sampler": self.p.sampler.state_dict(),
             "global_step": self.global_step,
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "numpy": np.random.get_state(),
-                "python": random.getstate(),
-            },
+            "history": self.history,
+            "best": self.best,
+            "rng": rng_state(),
         }
+
+    def load_state_dict(self, state: dict) -> int:
+        """Restore a checkpoint of state_dict; returns the epoch to continue from."""
+        self.p.model.load_state_dict(state["model"])
+        self.p.loss.load_state_dict(state["loss"])
+        self.p.optimizer.load_state_dict(state["optimizer"])
+        self.p.policy.load_state_dict(state["policy"])
+        self.p.sampler.load_state_dict(state["sampler"])
+        self.global_step = state["global_step"]
+        self.history = list(state["history"])
+        self.best = state["best"]
+        set_rng_state(state["rng"])  # last: building and loading may draw random numbers
+        return state["epoch"] + 1
+
+
+def rng_state() -> dict:
+    """The global RNG states a run draws from (torch, CUDA when present, NumPy, Python)."""
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}
+    state["python"] = random.getstate()
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Put back what rng_state returned."""
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _shown(metrics: dict) -> str:

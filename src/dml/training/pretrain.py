@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -31,9 +32,15 @@ def pretrained_path(data_dir: Path, arch: str, dataset_cfg, cfg) -> Path:
 def ensure_pretrained(data_dir: Path, arch: str, dataset_cfg, cfg, progress: bool = True) -> Path:
     """Path of synthetic-pretrained weights, pre-training (once) when absent."""
     path = pretrained_path(data_dir, arch, dataset_cfg, cfg)
-    if not path.is_file():
-        tqdm.write(f"pre-training {arch} on synthetic source classes (first use; cached at {path})")
-        save_checkpoint(path, pretrain(data_dir, arch, dataset_cfg, cfg, progress))
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(path.with_name(f".{path.name}.lock")):  # one pre-training per cache file
+        if not path.is_file():
+            tqdm.write(
+                f"pre-training {arch} on synthetic source classes (first use; cached at {path})"
+            )
+            save_checkpoint(path, pretrain(data_dir, arch, dataset_cfg, cfg, progress))
     return path
 
 

@@ -1,0 +1,59 @@
+"""dml.run.run: every ending writes results.json with its status, in one line for the user."""
+
+from __future__ import annotations
+
+import json
+
+import dml.run
+from dml.run import run
+from tests.conftest import TINY_OVERRIDES, compose_cfg
+
+
+def test_unexpected_exception_writes_failed_results_and_the_traceback(
+    tmp_path, monkeypatch, capsys
+):
+    """Catches a bug (not a DmlError) escaping as a traceback with no results.json: a sweep's
+    aggregator would not see the job, and a multirun would stop at it."""
+
+    def broken(cfg, run_dir, results, state=None):
+        results["metrics"]["initial"] = {"R@1": 0.25}
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(dml.run, "train_run", broken)
+    run_dir = tmp_path / "run"
+    code = run(compose_cfg([*TINY_OVERRIDES, f"data_dir={tmp_path}"]), run_dir)
+    assert code == 1
+    saved = json.loads((run_dir / "results.json").read_text())
+    trace = run_dir / "traceback.txt"
+    assert saved["status"] == "failed" and saved["metrics"] == {"initial": {"R@1": 0.25}}
+    assert saved["error"] == f"ZeroDivisionError: division by zero (unexpected; see {trace})"
+    assert "raise ZeroDivisionError" in trace.read_text()
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {saved['error']}"
+
+
+def test_results_json_is_written_when_the_run_starts(tmp_path, monkeypatch):
+    """Catches a run that writes results.json only at its end: a killed run would leave no
+    record of its config, and resume could not check the checkpoint against it."""
+    seen = {}
+
+    def look(cfg, run_dir, results, state=None):
+        seen.update(json.loads((run_dir / "results.json").read_text()))
+        results["metrics"] = {"initial": {"R@1": 0.5}, "final": {"R@1": 0.5}}
+
+    monkeypatch.setattr(dml.run, "train_run", look)
+    cfg = compose_cfg([*TINY_OVERRIDES, f"data_dir={tmp_path}"])
+    assert run(cfg, tmp_path / "run") == 0
+    assert seen["status"] == "running" and seen["config"]["trainer"]["batch_size"] == 12
+
+
+def test_loader_workers_never_exceed_the_cores(monkeypatch):
+    """Catches more loader processes than cores (they would fight the training threads), and
+    an explicit dataset.num_workers being ignored when it fits."""
+    from dml.run import loader_workers
+
+    for cores, auto in [(1, 0), (2, 1), (4, 3), (16, 8)]:
+        monkeypatch.setattr(dml.run.os, "sched_getaffinity", lambda pid, n=cores: set(range(n)))
+        assert loader_workers(None) == auto
+        assert loader_workers(0) == 0 and loader_workers(64) == cores
+    assert loader_workers(1) == 1
