@@ -52,8 +52,22 @@ def test_loader_workers_never_exceed_the_cores(monkeypatch):
     an explicit dataset.num_workers being ignored when it fits."""
     from dml.run import loader_workers
 
-    for cores, auto in [(1, 0), (2, 1), (4, 3), (16, 8)]:
+    for cores, auto in [(1, 0), (2, 0), (3, 2), (4, 3), (16, 8)]:
         monkeypatch.setattr(dml.run.os, "sched_getaffinity", lambda pid, n=cores: set(range(n)))
         assert loader_workers(None) == auto
         assert loader_workers(0) == 0 and loader_workers(64) == cores
     assert loader_workers(1) == 1
+
+
+def test_diverged_weights_are_a_one_line_error_not_a_bug(tmp_path, capsys):
+    """Catches weights that blow up in an epoch's last steps (the loss still finite) reaching
+    faiss as NaN embeddings: a ValueError reported as an unexpected bug with a traceback."""
+    cfg = compose_cfg(
+        [*TINY_OVERRIDES, f"data_dir={tmp_path}", "lr_policy=constant"]
+        + ["optimizer.lr=1e6", "optimizer.head_lr=1e6", "trainer.epochs=2"]
+    )
+    assert run(cfg, tmp_path / "run") == 1
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["status"] == "failed" and "lower the learning rate" in saved["error"]
+    assert not (tmp_path / "run" / "traceback.txt").exists()
+    assert capsys.readouterr().err.strip() == f"error: {saved['error']}"

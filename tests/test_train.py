@@ -264,6 +264,8 @@ def test_synthetic_pretraining_serves_a_real_dataset(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "pre-trained on the synthetic source set" in proc.stdout
+    # the partial dataset's warning is one line, without the file, line and source of Python's
+    assert "warning: CUB-200-2011 at " in proc.stderr and "UserWarning" not in proc.stderr
     cache = tmp_path.parent / "shared-data" / "pretrained"
     assert len(list(cache.glob("resnet18_img32_gen64_c4_*"))) == 1
 

@@ -67,7 +67,7 @@ BAD = [
     ),
     (
         "dataset.num_workers=-2",
-        "dataset.num_workers=-2 is out of range: expected null (as many as the cores) or >= 0",
+        "dataset.num_workers=-2 is out of range: expected null (chosen from the cores) or >= 0",
     ),
     (
         "dataset.num_classes=1000",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import warnings
 from collections.abc import Callable
 
 from omegaconf import DictConfig
@@ -94,6 +95,8 @@ def run_cli(main: Callable[[], object]) -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    # warnings (a partial dataset, a capped AutoLR epoch) as one line, not file:line + source
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
     if os.environ.get("HYDRA_FULL_ERROR") == "1":
         main()
         return

@@ -28,7 +28,7 @@ class DatasetConfig:
     random_resized_crop: bool = False
     crop_scale: list[float] = field(default_factory=lambda: [0.08, 1.0])  # RandomResizedCrop
     color_jitter: float = 0.0
-    num_workers: int | None = None  # null: one per core but one, at most 8
+    num_workers: int | None = None  # null: one per core but one (at most 8; 0 on 1-2 cores)
 
 
 @dataclass

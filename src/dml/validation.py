@@ -91,7 +91,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "autolr.lr_max": (positive, "a number > 0"),
     "dataset.image_size": (at_least(1), "an integer >= 1"),
     "dataset.resize_size": (optional(at_least(1)), "null or an integer >= 1"),
-    "dataset.num_workers": (optional(at_least(0)), "null (as many as the cores) or >= 0"),
+    "dataset.num_workers": (optional(at_least(0)), "null (chosen from the cores) or >= 0"),
     "dataset.color_jitter": (non_negative, "a number >= 0"),
     "dataset.crop_scale": (
         lambda s: len(s) == 2 and _num(s[0]) and _num(s[1]) and 0 < s[0] <= s[1] <= 1,

@@ -110,7 +110,7 @@ def load_state_file(model: nn.Module, path: str) -> None:
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # not a torch file, a damaged one, or pickled objects
-        detail = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:100]}"
+        detail = type(exc).__name__  # torch's own messages run to paragraphs
         raise DmlError(f"model.pretrained={path}: cannot be read ({detail}); {expected}") from None
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]

@@ -76,7 +76,8 @@ def _checkpoint(path: Path, prefix: str) -> dict:
     try:
         state = load_checkpoint(path)
     except Exception as exc:  # torch raises many kinds for a damaged file
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        # torch's messages run to paragraphs: its first sentence says what broke
+        detail = (str(exc).splitlines() or [type(exc).__name__])[0].split(". ")[0]
         raise DmlError(
             f"{prefix}: checkpoints/{path.name} is unreadable ({detail}); it cannot be resumed"
         ) from None
