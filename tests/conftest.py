@@ -76,9 +76,14 @@ def tiny_trainer(
     x += y.view(-1, 1, 1, 1).float() * 0.5  # a learnable signal so the loss moves
     sampler = EpochBatchSampler(y.tolist(), batch_size=16, seed=seed)
     loader = DataLoader(TensorDataset(x, y), batch_sampler=sampler)
+    return trainer_over(model, loss, loader, sampler, policy, tmp_path, epochs)
+
+
+def trainer_over(model, loss, loader, sampler, policy, tmp_path: Path, epochs: int) -> Trainer:
+    """A CPU Trainer of model and loss over loader: SGD (momentum 0.9, Nesterov) at 0.05 for
+    every group, no evaluation, no logging, no checkpoints."""
     groups, infos = build_param_groups(model, loss, lr=0.05, head_lr=0.05)
-    opt_cfg = compose_cfg().optimizer
-    optimizer = build_optimizer(opt_cfg, groups)
+    optimizer = build_optimizer(compose_cfg(["optimizer=sgd"]).optimizer, groups)
     parts = TrainerParts(
         model, loss, optimizer, infos, policy, loader, sampler, torch.device("cpu")
     )

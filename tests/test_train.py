@@ -24,6 +24,14 @@ TINY = [
     "logger.progress=false",
 ]
 
+# synthetic source pre-training shrunk to one epoch over 4 classes of 4 images
+TINY_PRETRAIN = [
+    "pretrain.num_classes=4",
+    "pretrain.images_per_class=4",
+    "pretrain.epochs=1",
+    "pretrain.batch_size=8",
+]
+
 
 def train(tmp_path: Path, *overrides: str, multirun: bool = False, tiny: bool = True):
     data = tmp_path.parent / "shared-data"  # reuse the generated set across tests
@@ -253,15 +261,7 @@ def test_objective_is_the_selected_epochs_r1(tmp_path):
 
 def test_synthetic_pretraining_serves_a_real_dataset(tmp_path):
     """Catches `model.pretrained=synthetic` (the default) failing on CUB, or silently random."""
-    proc = cub_run(
-        tmp_path,
-        [1, 2, 101, 102],
-        "pretrain.num_classes=4",
-        "pretrain.images_per_class=4",
-        "pretrain.epochs=1",
-        "pretrain.batch_size=8",
-        "trainer.batch_size=4",
-    )
+    proc = cub_run(tmp_path, [1, 2, 101, 102], *TINY_PRETRAIN, "trainer.batch_size=4")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "pre-trained on the synthetic source set" in proc.stdout
     # the partial dataset's warning is one line, without the file, line and source of Python's
@@ -273,15 +273,7 @@ def test_synthetic_pretraining_serves_a_real_dataset(tmp_path):
 def test_quickstart_path_at_tiny_size(tmp_path):
     """Catches the default path (synthetic pre-training on first use, then AutoLR with the
     default alpha/beta) breaking anywhere: what `python train.py` runs, shrunk to seconds."""
-    proc = train(
-        tmp_path,
-        "model.pretrained=synthetic",
-        "pretrain.num_classes=4",
-        "pretrain.images_per_class=4",
-        "pretrain.epochs=1",
-        "pretrain.batch_size=8",
-        "trainer.epochs=2",
-    )
+    proc = train(tmp_path, "model.pretrained=synthetic", *TINY_PRETRAIN, "trainer.epochs=2")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "pre-training resnet18 on synthetic source classes" in proc.stdout
     res = results(tmp_path / "run")

@@ -13,6 +13,17 @@ from dml.policies import build_policy
 from tests.conftest import compose_cfg, tiny_trainer
 
 
+def _logging_autolr_trainer(tmp_path):
+    """A 2-epoch AutoLR tiny trainer whose epoch 0 is re-run, logging to tmp_path/tb."""
+    cfg = compose_cfg(["lr_policy=autolr", "autolr.threshold=1.01", "autolr.max_trials=2"])
+    cfg.autolr.alpha, cfg.autolr.beta = 0.5, 1.0  # feasible on the tiny model
+    trainer = tiny_trainer(build_policy(cfg), tmp_path, epochs=2)
+    logger = ScalarLogger(tmp_path, enabled=True)
+    trainer.logger = logger
+    trainer.p.policy.ctx.log_scalar = logger.scalar
+    return trainer, logger
+
+
 def _layout_and_tags(run_dir):
     events = EventAccumulator(str(run_dir / "tb"), size_guidance={"tensors": 0})
     events.Reload()
@@ -24,12 +35,7 @@ def _layout_and_tags(run_dir):
 
 def test_layout_charts_match_the_tags_an_autolr_run_logs(tmp_path):
     """Catches a renamed AutoLR tag leaving its multi-line chart empty, or one chart per unit."""
-    cfg = compose_cfg(["lr_policy=autolr", "autolr.threshold=1.01", "autolr.max_trials=2"])
-    cfg.autolr.alpha, cfg.autolr.beta = 0.5, 1.0  # feasible on the tiny model
-    trainer = tiny_trainer(build_policy(cfg), tmp_path, epochs=2)
-    logger = ScalarLogger(tmp_path, enabled=True)
-    trainer.logger = logger
-    trainer.p.policy.ctx.log_scalar = logger.scalar
+    trainer, logger = _logging_autolr_trainer(tmp_path)
     trainer.fit()
     logger.close()
     layout, tags = _layout_and_tags(tmp_path)
@@ -61,12 +67,7 @@ def test_event_files_hold_the_logged_values(tmp_path):
     """Catches scalars logged at the wrong step or with the wrong value (e.g. the LR before
     the epoch's update, or the loss of another trial): read back from the event files, the
     per-epoch LR and trial count and the AutoLR scores equal what the run recorded."""
-    cfg = compose_cfg(["lr_policy=autolr", "autolr.threshold=1.01", "autolr.max_trials=2"])
-    cfg.autolr.alpha, cfg.autolr.beta = 0.5, 1.0  # feasible on the tiny model
-    trainer = tiny_trainer(build_policy(cfg), tmp_path, epochs=2)
-    logger = ScalarLogger(tmp_path, enabled=True)
-    trainer.logger = logger
-    trainer.p.policy.ctx.log_scalar = logger.scalar
+    trainer, logger = _logging_autolr_trainer(tmp_path)
     trainer.log_every = 1
     history = trainer.fit()
     logger.close()

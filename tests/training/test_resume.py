@@ -16,24 +16,11 @@ import torch
 
 from dml.errors import DmlError
 from dml.training.resume import RESUME_SAFE, resume_state
+from tests import test_train as train_tests
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = [
-    "model.pretrained=none",
-    "dataset.image_size=32",
-    "dataset.resize_size=32",
-    "dataset.generated_size=32",
-    "dataset.num_classes=8",
-    "dataset.images_per_class=6",
-    "trainer.batch_size=12",
-    "trainer.samples_per_class=6",
-    "trainer.epochs=3",
-    "autolr.max_trials=2",
-    "eval.ks=[1,2]",
-    "eval.map_at_r=false",
-    "eval.val_classes=0.5",
-    "logger.progress=false",
-]
+# test_train's tiny twin, 3 epochs of AutoLR with re-runs, without MAP@R (the slow metric)
+TINY = [*train_tests.TINY, "trainer.epochs=3", "autolr.max_trials=2", "eval.map_at_r=false"]
 COMPARED = ("metrics", "history", "autolr", "selection")
 
 

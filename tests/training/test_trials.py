@@ -14,14 +14,11 @@ from torchvision import transforms
 from dml.data import ImageListDataset
 from dml.data.records import Split
 from dml.data.sampler import EpochBatchSampler, SeededBatches
-from dml.logging import ScalarLogger
 from dml.losses import SoftmaxLoss
 from dml.models import EmbeddingNet
 from dml.policies.autolr import AutoLRPolicy
-from dml.training.loop import Trainer, TrainerParts
-from dml.training.optim import build_optimizer
-from dml.training.param_groups import build_param_groups
-from tests.conftest import compose_cfg, tiny_backbone
+from dml.training.loop import Trainer
+from tests.conftest import tiny_backbone, trainer_over
 from tests.policies.test_autolr import autolr_cfg
 
 
@@ -56,21 +53,7 @@ def image_trainer(tmp_path, policy, epochs: int) -> Trainer:
     sampler = EpochBatchSampler(data.targets, batch_size=8, samples_per_class=2, seed=0)
     loader = DataLoader(data, batch_sampler=SeededBatches(sampler))
     model = EmbeddingNet(tiny_backbone(), embedding_dim=8, head="paper")
-    loss = SoftmaxLoss(4, 8)
-    groups, infos = build_param_groups(model, loss, lr=0.05, head_lr=0.05)
-    optimizer = build_optimizer(compose_cfg(["optimizer=sgd"]).optimizer, groups)
-    parts = TrainerParts(
-        model, loss, optimizer, infos, policy, loader, sampler, torch.device("cpu")
-    )
-    return Trainer(
-        parts,
-        epochs=epochs,
-        logger=ScalarLogger(tmp_path, enabled=False),
-        evaluate=lambda epoch: {},
-        run_dir=tmp_path,
-        progress=False,
-        save_checkpoints=False,
-    )
+    return trainer_over(model, SoftmaxLoss(4, 8), loader, sampler, policy, tmp_path, epochs)
 
 
 def record_trials(trainer: Trainer) -> list[dict]:
