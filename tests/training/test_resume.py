@@ -94,14 +94,16 @@ def test_sigkill_during_epoch_2_then_resume_equals_the_uninterrupted_run(uninter
     assert [h["epoch"] for h in got["history"]] == [0, 1, 2]
 
 
-def test_sigterm_stops_cleanly_keeps_the_checkpoint_and_says_how_to_resume(uninterrupted, tmp_path):
-    """Catches SIGTERM killing the run without a results.json or losing the last complete
-    checkpoint, and a hint that is not the resume command."""
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_ends_cleanly_keeps_the_checkpoint_and_says_how_to_resume(
+    uninterrupted, tmp_path, sig
+):
+    """Catches SIGTERM (a scheduler's stop) or SIGINT (Ctrl-C) killing the run without a
+    results.json or losing the last complete checkpoint, and a hint that is not the resume
+    command."""
     data, _ = uninterrupted
     run = tmp_path / "stopped"
-    rc, _, err = stop_when(
-        command(data, f"hydra.run.dir={run}"), "[autolr] epoch 1 trial 0", signal.SIGTERM
-    )
+    rc, _, err = stop_when(command(data, f"hydra.run.dir={run}"), "[autolr] epoch 1 trial 0", sig)
     assert rc == 130, err[-2000:]
     assert (
         err.strip().splitlines()[-1] == f"interrupted: continue with: python train.py resume={run}"
