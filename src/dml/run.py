@@ -285,10 +285,10 @@ def run(cfg: DictConfig, run_dir: Path, state: dict | None = None) -> int:
         return 1
     start = time.time()
     with stop_on_signals():
-        results["status"], results["error"] = _train_status(cfg, run_dir, results, state)
+        results["status"], error = _train_status(cfg, run_dir, results, state)
+    if error is not None:
+        results["error"] = error
     results["wall_time_s"] = round(time.time() - start, 2)
-    if results["error"] is None:
-        del results["error"]
     write_results(run_dir, results)
     code = EXIT_CODES[results["status"]]
     if results["status"] == "completed":
