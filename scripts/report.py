@@ -1,6 +1,6 @@
-"""Set finished runs against the AutoLR supplement's Table 2 or Table 4, as markdown.
+"""Set finished runs against the AutoLR supplement's Table 2, 3 or 4, as markdown.
 
-python scripts/report.py <run or sweep dirs...> --table {2,4} [--out report.md]
+python scripts/report.py <run or sweep dirs...> --table {2,3,4} [--out report.md]
 
 Each run lands in the paper's row and column for the hyperparameters it used; each cell
 reads "ours (paper)", ours being the mean ± sample std (ddof 1) over the runs in that cell
@@ -12,7 +12,10 @@ Table 4 rows: step by (t_d, gamma), cyclic by cycles, SGDR by n_reset (lr_policy
 AutoLR by (alpha, beta); columns by (l_max, l_min), step and AutoLR by l_max alone. A
 shorter run's drop epoch is put on the paper's 50-epoch scale: round(drop_epoch * 50 /
 epochs). Table 2 rows: AdamW -> official; SGD -> modified, + pruning of the last two
-units, + AutoLR; columns by dataset (a synthetic run is set against CUB-200). Runs that fit
+units, + AutoLR; columns by dataset (a synthetic run is set against CUB-200). Table 3 (top-1
+of task=classification runs): rows by the number of trailing units pruned (0 -> none,
+1 -> 16, 2 -> 15,16; a pruned ResNet-18 twin by the same count) and lr_policy autolr or not;
+columns cub200, cars196, aircraft (a synthetic run is set against FGVC-CUB). Runs that fit
 no row are listed under the tables with the reason; failed runs are counted in a note.
 """
 
@@ -41,6 +44,7 @@ from dml.paper import (
     printed,
     rows,
     table2_row,
+    table3_value,
     table4_row,
 )
 
@@ -54,6 +58,8 @@ TABLE4_PARAMS = {
 }
 TABLE4_METHODS = {"step": "Step-decay", "cyclic": "Cyclic", "sgdr": "SGDR", "autolr": "AutoLR"}
 TABLE2_DATASETS = ("cub200", "cars196")
+TABLE3_DATASETS = {"cub200": "fgvc_cub", "cars196": "fgvc_cars", "aircraft": "fgvc_aircraft"}
+TABLE3_PRUNING = ([], [16], [15, 16])
 DATASET_NAMES = {"cub200": "CUB-200", "cars196": "Cars-196", "synthetic": "synthetic"}
 
 
@@ -101,6 +107,7 @@ class Layout:
     place: Callable[[Run], tuple[int, int] | str]
     context: Callable[[Run], tuple]
     caption: Callable[[tuple, list[Run]], str]
+    metrics: tuple[str, ...] = RECALL_KEYS  # the value columns of each column group
 
 
 def table4_key(cfg: dict[str, Any]) -> tuple[str, dict, float | None, float | None] | str:
@@ -276,6 +283,73 @@ def table2_layout() -> Layout:
     return Layout(row_keys, lambda key: key[0], None, columns, paper, place, context, caption)
 
 
+def table3_layout() -> Layout:
+    """Table 3: 6 rows (pruning x AutoLR) x 3 FGVC datasets, top-1 accuracy."""
+    row_keys = [(tuple(p), a) for a in (False, True) for p in TABLE3_PRUNING]
+    datasets = list(TABLE3_DATASETS)
+    paper: dict[tuple[int, int], dict] = {}
+    for i, (pruning, autolr) in enumerate(row_keys):
+        for j, name in enumerate(datasets):
+            value = table3_value(TABLE3_DATASETS[name], list(pruning), autolr)
+            if value is not None:
+                paper[(i, j)] = {"top1": value}
+
+    def place(run: Run) -> tuple[int, int] | str:
+        c = run.config
+        if c.get("task") != "classification":
+            return f"task {c.get('task', 'retrieval')} (Table 3 is task=classification)"
+        dataset = c.get("dataset.name")
+        column = "cub200" if dataset == "synthetic" else dataset
+        if column not in TABLE3_DATASETS:
+            return f"dataset {dataset} (Table 3: cub200, cars196, aircraft, or synthetic)"
+        removed = removed_units(c)
+        if removed > 2:
+            return f"pruning {pruning_label(c)} (Table 3: none, 16 or 15,16)"
+        key = (tuple(TABLE3_PRUNING[removed]), c.get("lr_policy.name") == "autolr")
+        return row_keys.index(key), datasets.index(column)
+
+    def context(run: Run) -> tuple:
+        c = run.config
+        return (c.get("dataset.name") == "synthetic", c.get("model.arch"), c.get("trainer.epochs"))
+
+    def caption(ctx: tuple, runs: list[Run]) -> str:
+        synthetic, arch, epochs = ctx
+        data = (
+            "dataset synthetic (split by image), set against FGVC-CUB"
+            if synthetic
+            else (
+                "datasets " + ", ".join(sorted({str(r.config.get("dataset.name")) for r in runs}))
+            )
+        )
+        policies = ", ".join(sorted({str(r.config.get("lr_policy.name")) for r in runs}))
+        return (
+            f"**Table 3, ours (paper).** Top-1 accuracy in percent, softmax classifier over "
+            f"all classes. Ours: {data}; {arch}, {epochs} epochs; LR policies {policies}; "
+            f"{_runs_and_seeds(runs)}; protocol {_protocols(runs)}. Paper: ResNet-50, 40 "
+            "epochs, 224×224. Rows by the trailing units pruned (0, 1, 2 → none, 16, 15,16) "
+            "and whether lr_policy is autolr."
+        )
+
+    def columns(ctx: tuple) -> list[str]:
+        synthetic = bool(ctx) and ctx[0]
+        first = "synthetic → FGVC-CUB" if synthetic else "FGVC-CUB"
+        return [first, "FGVC-Cars", "FGVC-Aircraft"]
+
+    def method(key: tuple) -> str:
+        pruning, autolr = key
+        name = "Pruning " + ",".join(map(str, pruning)) if pruning else "None pruned"
+        return name + (" + AutoLR" if autolr else "")
+
+    return Layout(
+        row_keys, method, None, columns, paper, place, context, caption, metrics=("top1",)
+    )
+
+
+def metric_label(metric: str) -> str:
+    """'R@1' -> 'R@1', 'top1' -> 'top-1'."""
+    return "top-1" if metric == "top1" else metric
+
+
 def _runs_and_seeds(runs: list[Run]) -> str:
     seeds = sorted({format_value(r.config.get("seed")) for r in runs})
     return f"{len(runs)} run{'s' * (len(runs) != 1)}, seeds {', '.join(seeds) or NONE}"
@@ -332,10 +406,11 @@ def render_table(
     """One markdown table laid out like the supplement's, with its caption and notes."""
     names = layout.columns(ctx)
     head = ["Method"] + (["hyper-parameters"] if layout.hyper else [])
-    head += [f"{name} R@{m[2:]}" for name in names for m in RECALL_KEYS]
+    head += [f"{name} {metric_label(m)}" for name in names for m in layout.metrics]
+    values = len(names) * len(layout.metrics)
     lines = [
         "| " + " | ".join(head) + " |",
-        "|" + "|".join(["---"] * (len(head) - len(names) * 4) + ["---:"] * len(names) * 4) + "|",
+        "|" + "|".join(["---"] * (len(head) - values) + ["---:"] * values) + "|",
     ]
     notes = []
     previous_method = None
@@ -347,7 +422,7 @@ def render_table(
             row.append(layout.hyper(key))
         for j in range(len(names)):
             runs = cells.get((i, j), [])
-            row += [cell_text(runs, layout.paper.get((i, j)), m) for m in RECALL_KEYS]
+            row += [cell_text(runs, layout.paper.get((i, j)), m) for m in layout.metrics]
             differ = mixed_settings(runs)
             if differ:
                 where = " ".join(filter(None, [method, layout.hyper(key) if layout.hyper else ""]))
@@ -383,7 +458,7 @@ def describe(run: Run) -> str:
 
 def build_report(runs: Sequence[Run], table: int) -> tuple[str, dict[str, int]]:
     """The markdown report and counts of runs placed, not in the paper and not counted."""
-    layout = table4_layout() if table == 4 else table2_layout()
+    layout = {2: table2_layout, 3: table3_layout, 4: table4_layout}[table]()
     contexts: dict[tuple, dict[tuple[int, int], list[Run]]] = {}
     outside: list[tuple[Run, str]] = []
     uncounted: list[Run] = []
@@ -432,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     """Write the markdown comparison of the runs under the given folders with a paper table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dirs", type=Path, nargs="+", help="run or sweep folders")
-    parser.add_argument("--table", type=int, choices=(2, 4), required=True)
+    parser.add_argument("--table", type=int, choices=(2, 3, 4), required=True)
     parser.add_argument("--out", type=Path, default=None, help="markdown file (default: stdout)")
     args = parser.parse_args(argv)
     missing = [str(d) for d in args.dirs if not d.is_dir()]

@@ -133,6 +133,7 @@ def embed_test_split(
     from omegaconf.errors import OmegaConfBaseException
     from torch.utils.data import DataLoader
 
+    from dml.config import with_schema_defaults
     from dml.data import ImageListDataset, load_retrieval_data
     from dml.data.transforms import eval_transform
     from dml.evaluation.embed import compute_embeddings
@@ -165,33 +166,6 @@ def embed_test_split(
             f"cannot rebuild the model from {checkpoint}: {_first_line(exc)}"
         ) from None
     return emb, list(data.test.labels), list(data.test.paths), feature
-
-
-def with_schema_defaults(config: dict[str, Any]) -> Any:
-    """The run's config, with keys added to the schemas since the run filled by their defaults."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    from dml.config import SCHEMAS
-
-    cfg = OmegaConf.create(config)
-    synthetic = OmegaConf.select(cfg, "dataset.name") == "synthetic"
-    schemas = {
-        "dataset": SCHEMAS["dataset"]["synthetic" if synthetic else "dataset"],
-        "model": SCHEMAS["model"]["model"],
-        "pruning": SCHEMAS["pruning"]["pruning"],
-        "eval": SCHEMAS["eval"]["eval"],
-    }
-    for group, schema in schemas.items():
-        if group not in cfg or not OmegaConf.is_dict(cfg[group]):
-            continue
-        try:
-            merged = OmegaConf.merge(OmegaConf.structured(schema), cfg[group])
-        except OmegaConfBaseException:
-            # A key since removed from the schema: keep the run's section as it is.
-            continue
-        cfg[group] = OmegaConf.to_container(merged)
-    return cfg
 
 
 def _first_line(exc: Exception) -> str:

@@ -92,6 +92,10 @@ def cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
             "error: loss=foo: no such option; expected one of proxy_anchor, softmax, triplet",
         ),
         (
+            ["task=detection"],
+            "error: task=detection: no such option; expected one of classification, retrieval",
+        ),
+        (
             ["optimizer=base_optimizer"],
             "error: optimizer=base_optimizer: no such option; expected one of adamw, sgd, sgd_twin",
         ),

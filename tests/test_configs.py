@@ -129,3 +129,25 @@ def test_schema_defaults_are_the_default_runs():
             k: (v, composed[k]) for k, v in defaults.items() if v != "???" and composed[k] != v
         }
         assert not differ, f"{group}: (schema, yaml) {differ}"
+
+
+def test_an_old_run_config_gains_the_keys_added_since():
+    """Bug: scripts reading an older results.json (before task, eval.val_images,
+    trainer.save_epoch_weights, loss.classifier_std) failing on a missing key, or the
+    defaults overwriting what the run actually used."""
+    from dml.config import with_schema_defaults
+
+    old = {
+        "dataset": {"name": "synthetic", "root": "data/x", "num_classes": 20},
+        "model": {"arch": "resnet18"},
+        "loss": {"name": "softmax", "temperature": 0.5},
+        "trainer": {"epochs": 3},
+        "eval": {"selection": "test"},
+        "seed": 4,
+    }
+    cfg = with_schema_defaults(old)
+    assert cfg.task == "retrieval" and cfg.seed == 4
+    assert (cfg.dataset.num_classes, cfg.dataset.images_per_class) == (20, 30)
+    assert (cfg.loss.temperature, cfg.loss.classifier_std) == (0.5, None)
+    assert (cfg.trainer.epochs, cfg.trainer.save_epoch_weights) == (3, False)
+    assert (cfg.eval.selection, cfg.eval.val_images) == ("test", 0.1)

@@ -301,3 +301,69 @@ def test_every_experiment_file_is_reachable():
     for sub in ("table2", "table4", "table2_synthetic"):
         for path in (root / sub).glob("*.yaml"):
             assert f"{sub}/{path.stem}" in rows, path
+
+
+# Table 3's rows (supplement D): (pruning option, pruned unit ids, AutoLR or not)
+TABLE3_ROWS = [
+    ("none_step", [], False),
+    ("16_step", [16], False),
+    ("15_16_step", [15, 16], False),
+    ("none_autolr", [], True),
+    ("16_autolr", [16], True),
+    ("15_16_autolr", [15, 16], True),
+]
+
+
+def test_table3_sweep_is_six_rows_on_three_fgvc_datasets():
+    """Bug: a Table 3 row or dataset missing from the one multirun command."""
+    assert sweep_rows("table3") == [f"table3/{row}" for row, _, _ in TABLE3_ROWS]
+    GlobalHydra.instance().clear()
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
+        cfg = compose("train", overrides=["experiment=table3"], return_hydra_config=True)
+    assert cfg.hydra.sweeper.params["dataset"] == "cub200,cars196,aircraft"
+
+
+@pytest.mark.parametrize(("row", "units", "autolr"), TABLE3_ROWS)
+@pytest.mark.parametrize("dataset", ["cub200", "cars196", "aircraft"])
+def test_table3_jobs_are_the_paper_recipe_for_classification(row, units, autolr, dataset):
+    """Catches a Table 3 job that is not the paper's recipe (supplement D: ResNet-50, 224 px,
+    40 epochs), that trains retrieval, prunes the wrong units, or whose baseline row differs
+    from its AutoLR row in more than the per-unit tuning (both drop x0.2 at epoch 30)."""
+    cfg = recipe("experiment=table3", f"+experiment@_global_=table3/{row}", f"dataset={dataset}")
+    policy = (
+        {"lr_policy.name": "autolr", "autolr.drop_epoch": 30, "autolr.drop_factor": 0.2}
+        | {"autolr.alpha": 2.0, "autolr.beta": 0.4}
+        if autolr
+        else {"lr_policy.name": "step", "lr_policy.l_max": 1e-3}
+        | {"lr_policy.drop_epoch": 30, "lr_policy.gamma": 0.2}
+    )
+    expected = SOFTMAX_PAPER | policy | {"pruning.units": units, "pruning.remove_last": 0}
+    expected |= {"task": "classification", "trainer.epochs": 40, "dataset.name": dataset}
+    assert_values(cfg, expected)
+
+
+def test_table3_twin_rows_prune_resnet18_like_the_paper_prunes_resnet50():
+    """Bug: the twin's rows not pruning 0 / 1 / 2 trailing units, or not classification."""
+    removed = {}
+    for row in sweep_rows("table3_synthetic"):
+        cfg = job("table3_synthetic", row)
+        assert (cfg.task, cfg.dataset.name, cfg.loss.name) == (
+            "classification",
+            "synthetic",
+            "softmax",
+        )
+        assert (cfg.model.head, cfg.optimizer.lr, cfg.optimizer.head_lr) == ("paper", 1e-3, 1e-2)
+        # x0.2 at 30 of 40 epochs, scaled to the twin's 6: epoch 4 (round(4.5) -> 4, banker's)
+        drop = cfg.autolr.drop_epoch if cfg.lr_policy.name == "autolr" else cfg.lr_policy.drop_epoch
+        assert drop == 4
+        removed[row.split("/")[1]] = cfg.pruning.remove_last
+    assert removed == {
+        "none_step": 0,
+        "last1_step": 1,
+        "last2_step": 2,
+        "none_autolr": 0,
+        "last1_autolr": 1,
+        "last2_autolr": 2,
+    }

@@ -34,6 +34,14 @@ BAD = [
         "optimizer.weight_decay=-0.0001 is out of range: expected a number >= 0",
     ),
     ("optimizer.momentum=1", "optimizer.momentum=1.0 is out of range: expected a number in [0, 1)"),
+    (
+        "task=classification loss=proxy_anchor",
+        "task=classification with loss=proxy_anchor: classification trains and scores the softmax classifier; expected loss=softmax",
+    ),
+    (
+        "eval.val_images=1",
+        "eval.val_images=1.0 is out of range: expected a share strictly between 0 and 1",
+    ),
     ("autolr.alpha=-1", "autolr.alpha=-1.0 is out of range: expected a number > 0"),
     ("autolr.beta=0", "autolr.beta=0.0 is out of range: expected a number > 0"),
     ("autolr.threshold=2", "autolr.threshold=2.0 is out of range: expected a number in (0, 1]"),
@@ -164,6 +172,6 @@ def test_a_training_split_with_one_class_is_refused():
     with pytest.raises(DmlError) as err:
         check_data_counts(cfg, train_classes=1, train_images=30, test_images=1500)
     assert str(err.value) == (
-        "dataset synthetic: the training split has 1 class; metric learning needs at least 2"
+        "dataset synthetic: the training split has 1 class; training needs at least 2"
     )
     check_data_counts(cfg, train_classes=2, train_images=40, test_images=9)  # ks up to 8 fit

@@ -160,6 +160,7 @@ class TrainerConfig:
     log_every: int = 10
     max_steps_per_epoch: int = 0
     save_checkpoints: bool = True
+    save_epoch_weights: bool = False  # weights/first_trial.pt and weights/epoch_<E>.pt (CAM)
     freeze: list[str] = field(default_factory=list)
     warmup_epochs: int = 0  # first epochs train only the head and the loss's parameters
 
@@ -173,6 +174,7 @@ class EvalConfig:
     feature: str = "embedding"  # embedding (head output) | pooled (backbone pooled features)
     selection: str = "val"  # val (held-out training classes) | test (the paper's protocol)
     val_classes: float = 0.2  # share of the training classes held out when selection=val
+    val_images: float = 0.1  # task=classification: share of each class's images held out
 
 
 @dataclass
@@ -194,6 +196,7 @@ class TrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    task: str = "retrieval"  # retrieval (unseen test classes) | classification (top-1)
     seed: int = 0
     data_dir: str = MISSING
     run_name: str = "default"
@@ -223,6 +226,37 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "logger": {"logger": LoggerConfig},
     "pretrain": {"pretrain": PretrainConfig},
 }
+
+
+def _schema_of(group: str, section: Any) -> type | None:
+    options = SCHEMAS[group]
+    name = section.get("name") if hasattr(section, "get") else None
+    if group == "dataset":
+        return options["synthetic" if name == "synthetic" else "dataset"]
+    return options.get(str(name)) or options.get(group)
+
+
+def with_schema_defaults(config: dict[str, Any]) -> Any:
+    """A saved run config (results.json) with keys added to the schemas since that run
+    filled by their defaults (a key since removed keeps its section as it was)."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    cfg = OmegaConf.create(config)
+    for key in ("task", "seed", "resume"):
+        if key not in cfg:
+            cfg[key] = getattr(TrainConfig, key)
+    for group in SCHEMAS:
+        if group not in cfg or not OmegaConf.is_dict(cfg[group]):
+            continue
+        schema = _schema_of(group, cfg[group])
+        if schema is None:
+            continue
+        try:
+            merged = OmegaConf.merge(OmegaConf.structured(schema), cfg[group])
+        except OmegaConfBaseException:
+            continue
+        cfg[group] = OmegaConf.to_container(merged)
+    return cfg
 
 
 def paper_epoch(epoch: int, epochs: int, recipe_epochs: int = 50) -> int:

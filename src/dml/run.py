@@ -10,6 +10,7 @@ import sys
 import time
 import traceback
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +25,13 @@ from dml.data import ImageListDataset, RetrievalData, Split, load_retrieval_data
 from dml.data.sampler import EpochBatchSampler, SeededBatches
 from dml.data.transforms import describe_eval, eval_transform, train_transform
 from dml.errors import DivergedError, DmlError, InfeasibleError
+from dml.evaluation.classify import predict, top1_accuracy
 from dml.evaluation.embed import FEATURES, compute_embeddings, retrieval_metrics
 from dml.evaluation.selection import (
+    TASK_METRIC,
     check_protocol,
     holdout_classes,
+    holdout_images,
     select_epoch,
     test_metrics,
 )
@@ -131,9 +135,11 @@ def make_loaders(cfg: DictConfig, data: RetrievalData, val: Split | None = None)
     workers = loader_workers(cfg.dataset.num_workers)
     train_loader = DataLoader(train, batch_sampler=SeededBatches(sampler), num_workers=workers)
     evals = {"test": data.test} | ({"val": val} if val is not None else {})
+    # classification scores test labels with the classifier's indices: the training mapping
+    classes = train.class_to_index if cfg.task == "classification" else None
     eval_loaders = {
         name: DataLoader(
-            ImageListDataset(split, eval_transform(cfg.dataset)),
+            ImageListDataset(split, eval_transform(cfg.dataset), classes),
             batch_size=cfg.eval.batch_size,
             num_workers=workers,
         )
@@ -143,11 +149,21 @@ def make_loaders(cfg: DictConfig, data: RetrievalData, val: Split | None = None)
 
 
 def split_data(cfg: DictConfig) -> tuple[RetrievalData, Split | None]:
-    """The benchmark's splits; with eval.selection=val, some training classes held out as val."""
-    data = load_retrieval_data(cfg.dataset)
+    """The task's splits; with eval.selection=val, part of the training split held out as val:
+    classes (eval.val_classes) for retrieval, images of every class (eval.val_images) for
+    classification."""
+    if cfg.task == "classification":
+        from dml.data import load_classification_data
+
+        data = load_classification_data(cfg.dataset)
+    else:
+        data = load_retrieval_data(cfg.dataset)
     if cfg.eval.selection != "val":
         return data, None
-    train, val = holdout_classes(data.train, cfg.eval.val_classes)
+    if cfg.task == "classification":
+        train, val = holdout_images(data.train, cfg.eval.val_images)
+    else:
+        train, val = holdout_classes(data.train, cfg.eval.val_classes)
     return RetrievalData(train=train, test=data.test), val
 
 
@@ -158,25 +174,40 @@ def check_eval(cfg: DictConfig) -> None:
     check_protocol(cfg.eval.selection)
 
 
-def train_run(cfg: DictConfig, run_dir: Path, results: dict, state: dict | None = None) -> dict:
-    """The whole run; fills `results` as it goes (so a failure still reports what was done).
+@dataclass
+class RunParts:
+    """What a run trains and evaluates, built from its config (train_run, diagnostics)."""
 
-    With `state` (a checkpoint of this run) it continues after the checkpoint's epoch.
-    """
+    data: RetrievalData
+    val: Split | None
+    model: EmbeddingNet
+    loss: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    infos: list
+    sampler: EpochBatchSampler
+    train_loader: DataLoader
+    eval_loaders: dict[str, DataLoader]
+    device: torch.device
+
+
+def build_parts(cfg: DictConfig, pretrained: bool = True) -> RunParts:
+    """Checked config -> data, model, loss, optimizer and loaders, seeded by cfg.seed."""
     seed_everything(cfg.seed)
     check_config(cfg)
     check_eval(cfg)
     device = pick_device(cfg.trainer.device)
     data, val = split_data(cfg)
     check_data_counts(cfg, data.train.num_classes, len(data.train), len(data.test))
-    held = f", {len(val)} val images ({val.num_classes} held-out classes)" if val else ""
+    held = ""
+    if val is not None:
+        what = "held-out classes" if cfg.task == "retrieval" else "training classes"
+        held = f", {len(val)} val images ({val.num_classes} {what})"
     tqdm.write(
-        f"data {cfg.dataset.name}: {len(data.train)} train images "
+        f"{cfg.task} data {cfg.dataset.name}: {len(data.train)} train images "
         f"({data.train.num_classes} classes){held}, {len(data.test)} test images "
         f"({data.test.num_classes} classes); {describe_eval(cfg.dataset)}"
     )
-    # a resumed run's weights come from its checkpoint, not from the pretrained file
-    model = build_model(cfg, pretrained=state is None).to(device)
+    model = build_model(cfg, pretrained=pretrained).to(device)
     train, sampler, train_loader, eval_loaders = make_loaders(cfg, data, val)
     loss = build_loss(cfg.loss, len(train.class_to_index), cfg.model.embedding_dim).to(device)
     groups, infos = build_param_groups(
@@ -184,10 +215,27 @@ def train_run(cfg: DictConfig, run_dir: Path, results: dict, state: dict | None 
     )
     freeze_groups(groups, list(cfg.trainer.freeze))
     optimizer = build_optimizer(cfg.optimizer, groups)
+    return RunParts(
+        data, val, model, loss, optimizer, infos, sampler, train_loader, eval_loaders, device
+    )
+
+
+def train_run(cfg: DictConfig, run_dir: Path, results: dict, state: dict | None = None) -> dict:
+    """The whole run; fills `results` as it goes (so a failure still reports what was done).
+
+    With `state` (a checkpoint of this run) it continues after the checkpoint's epoch.
+    """
+    # a resumed run's weights come from its checkpoint, not from the pretrained file
+    parts = build_parts(cfg, pretrained=state is None)
+    model, loss, optimizer, device = parts.model, parts.loss, parts.optimizer, parts.device
+    infos, sampler, train_loader = parts.infos, parts.sampler, parts.train_loader
+    eval_loaders = parts.eval_loaders
     policy = build_policy(cfg)
 
     def metrics_on(name: str, feature: str) -> dict[str, float]:
         loader = eval_loaders[name]
+        if cfg.task == "classification":
+            return top1_accuracy(*predict(model, loss.classifier, loader, device, cfg.eval.flip))
         emb, labels = compute_embeddings(model, loader, device, cfg.eval.flip, feature)
         if not np.isfinite(emb).all():  # the weights diverged in the epoch's last steps
             raise DivergedError(
@@ -203,9 +251,11 @@ def train_run(cfg: DictConfig, run_dir: Path, results: dict, state: dict | None 
         return out
 
     logger = ScalarLogger(run_dir, cfg.logger.tensorboard)
+    metric = TASK_METRIC[cfg.task]
     if state is None:
-        # what a user of the pretrained weights starts from: its pooled features, not a
-        # random projection of them through the untrained head
+        # retrieval: what a user of the pretrained weights starts from, its pooled features,
+        # not a random projection of them through the untrained head; classification: the
+        # untrained classifier (chance level), as there is nothing else to score
         results["metrics"]["initial"] = metrics_on("test", "pooled")
         logger.scalars("eval_initial", results["metrics"]["initial"], 0)
     else:
@@ -221,8 +271,10 @@ def train_run(cfg: DictConfig, run_dir: Path, results: dict, state: dict | None 
         max_steps=cfg.trainer.max_steps_per_epoch,
         progress=cfg.logger.progress,
         save_checkpoints=cfg.trainer.save_checkpoints,
+        save_epoch_weights=cfg.trainer.save_epoch_weights,
         warmup_epochs=cfg.trainer.warmup_epochs,
         selection=cfg.eval.selection,
+        metric=metric,
         extra_state={"config": results["config"], "initial": results["metrics"]["initial"]},
     )
     start = 0
@@ -238,10 +290,10 @@ def train_run(cfg: DictConfig, run_dir: Path, results: dict, state: dict | None 
     metric_rows = [test_metrics(h) for h in history]
     results["metrics"]["final"] = metric_rows[-1] if metric_rows else results["metrics"]["initial"]
     results["metrics"]["best"] = max(
-        metric_rows or [results["metrics"]["initial"]], key=lambda m: m["R@1"]
+        metric_rows or [results["metrics"]["initial"]], key=lambda m: m[metric]
     )
     if history:
-        results["selection"] = select_epoch(history, cfg.eval.selection)
+        results["selection"] = select_epoch(history, cfg.eval.selection, metric)
     return results
 
 
@@ -356,7 +408,8 @@ def objective(run_dir: Path) -> float:
     sel = results.get("selection")
     if results.get("status") != "completed" or not sel:
         return float("nan")
-    return float(sel["val" if sel["protocol"] == "val" else "test"]["R@1"])
+    chosen = sel["val" if sel["protocol"] == "val" else "test"]
+    return float(chosen["top1"] if "top1" in chosen else chosen["R@1"])
 
 
 def _print_summary(results: dict, run_dir: Path) -> None:
@@ -364,9 +417,15 @@ def _print_summary(results: dict, run_dir: Path) -> None:
     rows = {"before fine-tuning": m["initial"], "after fine-tuning": m["final"]}
     sel = results.get("selection")
     if sel is not None:
-        how = "chosen by val R@1" if sel["protocol"] == "val" else "best test R@1 (paper)"
+        metric = "top1" if "top1" in sel["test"] else "R@1"
+        how = f"best test {metric} (paper)"
+        if sel["protocol"] == "val":
+            how = f"chosen by val {metric}"
         rows[f"epoch {sel['epoch']}, {how}"] = sel["test"]
-    print("\nRecall@K (%) on the test classes")
+    if "top1" in m["final"]:
+        print("\nTop-1 accuracy (%) on the test images (the training classes)")
+    else:
+        print("\nRecall@K (%) on the test classes")
     print(recall_table(rows))
     print(
         f"\nrun dir: {run_dir}  (results.json, tb/, checkpoints/)  "

@@ -16,6 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from dml.errors import DmlError
 
+TASKS = ("retrieval", "classification")
+
 _ABSENT = object()
 
 
@@ -56,6 +58,7 @@ def optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
 # key -> (check, what is allowed); keys absent from a config (another option's) are skipped
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "seed": (at_least(0), "an integer >= 0"),
+    "task": (one_of(*TASKS), "retrieval or classification"),
     "trainer.epochs": (at_least(1), "an integer >= 1"),
     "trainer.batch_size": (at_least(2), "an integer >= 2"),
     "trainer.samples_per_class": (lambda x: x == 0 or at_least(2)(x), "0 or an integer >= 2"),
@@ -115,6 +118,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "eval.ks": (lambda ks: len(ks) > 0 and all(at_least(1)(k) for k in ks), "integers >= 1"),
     "eval.batch_size": (at_least(1), "an integer >= 1"),
     "eval.val_classes": (lambda x: _num(x) and 0 < x < 1, "a share strictly between 0 and 1"),
+    "eval.val_images": (lambda x: _num(x) and 0 < x < 1, "a share strictly between 0 and 1"),
     "pretrain.epochs": (at_least(1), "an integer >= 1"),
     "pretrain.batch_size": (at_least(2), "an integer >= 2"),
     "pretrain.lr": (positive, "a number > 0"),
@@ -144,6 +148,11 @@ def _passes(check: Callable[[Any], bool], value: Any) -> bool:
 
 
 def _check_relations(cfg: DictConfig) -> None:
+    if cfg.task == "classification" and cfg.loss.name != "softmax":
+        raise DmlError(
+            f"task=classification with loss={cfg.loss.name}: classification trains and "
+            "scores the softmax classifier; expected loss=softmax"
+        )
     a = cfg.autolr
     if a.threshold_floor > a.threshold:
         raise DmlError(
@@ -177,10 +186,10 @@ def check_data_counts(cfg: DictConfig, train_classes: int, train_images: int, te
     if train_classes < 2:
         raise DmlError(
             f"dataset {cfg.dataset.name}: the training split has {train_classes} class; "
-            "metric learning needs at least 2"
+            "training needs at least 2"
         )
     worst = max(cfg.eval.ks)
-    if worst > test_images - 1:
+    if cfg.task == "retrieval" and worst > test_images - 1:
         raise DmlError(
             f"eval.ks={list(cfg.eval.ks)}: k={worst} exceeds the {test_images - 1} neighbours "
             f"each query has ({test_images} test images)"

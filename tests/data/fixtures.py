@@ -1,4 +1,4 @@
-"""Tiny CUB-200-2011 and Cars196 folders in the exact official on-disk formats."""
+"""Tiny CUB-200-2011, Cars196 and FGVC-Aircraft folders in the exact official on-disk formats."""
 
 from __future__ import annotations
 
@@ -37,9 +37,10 @@ def write_cub_fixture(root: Path, classes: Sequence[int], per_class: int, size: 
             write_jpeg(root / "images" / rel, image_id, size)
             images.append(f"{image_id} {rel}")
             labels.append(f"{image_id} {class_id}")
-            # Deliberately the opposite of the class split, so a loader that used this
-            # classification split would put every image on the wrong side.
-            splits.append(f"{image_id} {0 if class_id <= 100 else 1}")
+            # The classification split: the first image of every class is test, the rest
+            # train. It cuts through every class, so a retrieval loader that used it would
+            # put each class on both sides (and it differs from "first half of each class").
+            splits.append(f"{image_id} {0 if k == 1 else 1}")
     _write_lines(root / "images.txt", images)
     _write_lines(root / "image_class_labels.txt", labels)
     _write_lines(root / "train_test_split.txt", splits)
@@ -78,6 +79,45 @@ def write_cars_annos(path: Path, records: Sequence[tuple[str, int, int]], size: 
     for c in range(CARS_NUM_CLASSES):
         class_names[0, c] = f"Car Model {c + 1} 2012"
     scipy.io.savemat(str(path), {"annotations": annotations, "class_names": class_names})
+
+
+def aircraft_image_id(n: int) -> str:
+    """The n-th fixture image id: 7 digits with leading zeros, like the official 0034309."""
+    return f"{34308 + n:07d}"
+
+
+def write_aircraft_fixture(
+    root: Path,
+    variants: Sequence[str],
+    per_variant_trainval: int,
+    per_variant_test: int,
+    size: int = 8,
+) -> None:
+    """Write an FGVC-Aircraft 2013b folder (data/images/, variants.txt, image lists).
+
+    Per variant, in variants order: per_variant_trainval trainval images, then
+    per_variant_test test images, numbered by aircraft_image_id(1), (2), ... The trainval
+    list is also split into train (first ceil half of each variant) and val lists, as
+    officially.
+    """
+    data = root / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    lists: dict[str, list[str]] = {"trainval": [], "train": [], "val": [], "test": []}
+    n = 0
+    for variant in variants:
+        for k in range(per_variant_trainval + per_variant_test):
+            n += 1
+            image_id = aircraft_image_id(n)
+            write_jpeg(data / "images" / f"{image_id}.jpg", n, size)
+            line = f"{image_id} {variant}"
+            if k >= per_variant_trainval:
+                lists["test"].append(line)
+                continue
+            lists["trainval"].append(line)
+            lists["train" if k < (per_variant_trainval + 1) // 2 else "val"].append(line)
+    _write_lines(data / "variants.txt", variants)
+    for name, lines in lists.items():
+        _write_lines(data / f"images_variant_{name}.txt", lines)
 
 
 def _mat_uint(value: int, dtype: type) -> np.ndarray:

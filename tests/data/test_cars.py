@@ -10,7 +10,12 @@ import pytest
 import scipy.io
 from PIL import Image
 
-from dml.data.cars import load_cars196, mat_scalar, read_cars_annotations
+from dml.data.cars import (
+    load_cars196,
+    load_cars196_classification,
+    mat_scalar,
+    read_cars_annotations,
+)
 from dml.data.records import ImageListDataset
 from dml.errors import DmlError
 from tests.data.fixtures import write_cars_annos, write_cars_fixture
@@ -26,10 +31,10 @@ def root(tmp_path: Path) -> Path:
     return root
 
 
-def load_quietly(root: Path):
+def load_quietly(root: Path, load=load_cars196):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        return load_cars196(root)
+        return load(root)
 
 
 def write_struct(path: Path, fields: dict[str, list]) -> None:
@@ -175,3 +180,67 @@ def test_corrupt_image_raises_naming_file(root: Path) -> None:
     with pytest.raises(DmlError) as info:
         ImageListDataset(data.test)[len(data.test) - 1]
     assert str(data.test.paths[-1]) in str(info.value)
+
+
+def test_classification_follows_the_test_field(root: Path) -> None:
+    # The fixture's record i (1-based) has test = i % 2: odd records test, even train.
+    # Catches the class split instead of the field, and 0/1 inverted.
+    data = load_quietly(root, load_cars196_classification)
+    names = [p.relative_to(root).as_posix() for p in data.train.paths]
+    assert list(zip(names, data.train.labels)) == [
+        ("car_ims/000002.jpg", 1),
+        ("car_ims/000004.jpg", 2),
+        ("car_ims/000006.jpg", 98),
+        ("car_ims/000008.jpg", 99),
+        ("car_ims/000010.jpg", 150),
+        ("car_ims/000012.jpg", 196),
+    ]
+    names = [p.relative_to(root).as_posix() for p in data.test.paths]
+    assert list(zip(names, data.test.labels)) == [
+        ("car_ims/000001.jpg", 1),
+        ("car_ims/000003.jpg", 2),
+        ("car_ims/000005.jpg", 98),
+        ("car_ims/000007.jpg", 99),
+        ("car_ims/000009.jpg", 150),
+        ("car_ims/000011.jpg", 196),
+    ]
+
+
+def test_classification_uneven_test_field(root: Path) -> None:
+    # Three of four records test: catches a split by position or halves instead of the field.
+    flags = [1, 0, 1, 1]
+    records = [
+        (f"car_ims/{i:06d}.jpg", c, t) for i, (c, t) in enumerate(zip([1, 1, 2, 2], flags), 1)
+    ]
+    write_cars_annos(root / "cars_annos.mat", records)
+    data = load_quietly(root, load_cars196_classification)
+    assert (data.train.paths, data.train.labels) == ([root / "car_ims" / "000002.jpg"], [1])
+    assert data.test.paths == [root / "car_ims" / f"{i:06d}.jpg" for i in (1, 3, 4)]
+    assert data.test.labels == [1, 2, 2]
+
+
+def test_classification_without_test_field_is_one_line_error(root: Path) -> None:
+    path = root / "cars_annos.mat"
+    write_struct(path, {"relative_im_path": ["car_ims/000001.jpg"], "class": [3]})
+    with pytest.raises(DmlError, match="lacks field test") as info:
+        load_cars196_classification(root)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+    # the retrieval split does not need the field
+    assert load_quietly(root).train.labels == [3]
+
+
+@pytest.mark.parametrize("flag", [2, 0.5, "1"])
+def test_classification_bad_test_value_names_record(root: Path, flag: object) -> None:
+    # Catches any non-zero value read as test.
+    path = root / "cars_annos.mat"
+    write_struct(
+        path,
+        {
+            "relative_im_path": ["car_ims/000001.jpg", "car_ims/000002.jpg"],
+            "class": [3, 3],
+            "test": [np.array([[0]], dtype=np.uint8), flag],
+        },
+    )
+    with pytest.raises(DmlError, match=f"annotation 2: test {flag!r} is not 0 or 1") as info:
+        load_cars196_classification(root)
+    assert str(path) in str(info.value)

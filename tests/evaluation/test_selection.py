@@ -60,3 +60,30 @@ def test_unknown_protocol_is_a_one_line_error():
         DmlError, match=r"eval.selection='valid': expected one of \['test', 'val'\]"
     ):
         select_epoch(HISTORY, "valid")
+
+
+def test_holdout_images_keeps_every_class_on_both_sides():
+    """Bug: classification's val split taken by class (val classes the classifier never saw),
+    a class left without a training image, or the wrong images held out."""
+    from dml.evaluation.selection import holdout_images
+
+    labels = [1] * 10 + [2] * 3 + [3] * 2
+    split = Split([Path(f"{i}.jpg") for i in range(len(labels))], labels)
+    train, val = holdout_images(split, 0.1)
+    # class 1: round(1.0) = 1 image (the last, 9); class 2: round(0.3) -> at least 1 (12);
+    # class 3: round(0.2) -> 1 (14)
+    assert [p.name for p in val.paths] == ["9.jpg", "12.jpg", "14.jpg"]
+    assert val.labels == [1, 2, 3]
+    assert sorted(set(train.labels)) == [1, 2, 3] and len(train) == 12
+    train, val = holdout_images(split, 0.5)
+    # 5 of 10, round(1.5) = 2 of 3, 1 of 2 (never all of a class)
+    assert val.labels == [1] * 5 + [2] * 2 + [3]
+
+
+def test_holdout_images_refuses_a_single_image_class():
+    """Bug: a class with one image silently vanishing from training."""
+    from dml.evaluation.selection import holdout_images
+
+    split = Split([Path("a.jpg"), Path("b.jpg"), Path("c.jpg")], [1, 1, 2])
+    with pytest.raises(DmlError, match="class 2 has 1 training image"):
+        holdout_images(split, 0.2)

@@ -61,3 +61,26 @@ def test_a_failed_run_matches_the_schema(tmp_path):
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     jsonschema.validate(saved, SCHEMA)
     assert saved["status"] == "failed"
+
+
+def test_a_classification_run_matches_the_schema(tmp_path):
+    """Catches the schema refusing task=classification's top1 metrics (or accepting top-1 in
+    percent, or a block with no headline metric at all)."""
+    cfg = compose_cfg(
+        [
+            *TINY_OVERRIDES,
+            f"data_dir={tmp_path / 'data'}",
+            "task=classification",
+            "loss=softmax",
+            "lr_policy=constant",
+        ]
+    )
+    assert run(cfg, tmp_path / "run") == 0
+    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    jsonschema.validate(res, SCHEMA)
+    assert set(res["history"][0]) >= {"top1"} and "R@1" not in res["history"][0]
+    for block in ({"top1": 41.0}, {}, {"MAP@R": 0.5}):
+        bad = copy.deepcopy(res)
+        bad["metrics"]["final"] = block
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, SCHEMA)

@@ -296,3 +296,47 @@ def test_no_placed_run_still_shows_the_paper_table(tmp_path):
     assert "No completed run fits a row of this table" in text
     assert "Not in the paper (1 run):" in text
     assert "Not counted: 1 failed (`1`: CUDA out of memory)." in text
+
+
+def classification(
+    r1: float, dataset: str, policy: str, removed: int = 0, units: list | None = None
+) -> tuple[dict, float]:
+    """A task=classification config and its top-1 (the report reads selection.test.top1)."""
+    cfg = config(policy, dataset=dataset, remove_last=removed, units=units, epochs=40)
+    cfg["task"] = "classification"
+    return cfg, r1
+
+
+def write_top1(run: Path, cfg: dict, top1: float) -> None:
+    run.mkdir(parents=True)
+    res = {
+        "status": "completed",
+        "config": cfg,
+        "wall_time_s": 1.0,
+        "metrics": {"final": {"top1": top1}, "best": {"top1": top1}},
+        "selection": {"protocol": "test", "epoch": 3, "test": {"top1": top1}},
+    }
+    (run / "results.json").write_text(json.dumps(res))
+
+
+def test_table3_rows_by_pruning_and_autolr_columns_by_dataset(tmp_path):
+    """Bug: Table 3 rows chosen by the wrong pruning count or policy, an aircraft run in
+    another column, a retrieval run placed among top-1 values, or the paper's values
+    misread (supplement D: e.g. Pruning 16 + AutoLR on FGVC-CUB 80.34)."""
+    sweep = tmp_path / "t3"
+    write_top1(sweep / "0", *classification(0.8012, "cub200", "autolr", units=[16]))
+    write_top1(sweep / "1", *classification(0.80, "aircraft", "step", removed=0))
+    write_top1(sweep / "2", *classification(0.82, "aircraft", "step", removed=0))
+    write_top1(sweep / "3", *classification(0.88, "cars196", "autolr", units=[15, 16]))
+    write_top1(sweep / "4", *classification(0.5, "synthetic", "step", removed=2))
+    write(sweep / "5", config("step", dataset="cub200"), 0.6)  # retrieval: not Table 3
+    text = run_report(tmp_path / "r.md", 3, sweep)
+    real, twin = tables(text)
+    assert real["Pruning 16 + AutoLR"]["FGVC-CUB top-1"] == "80.12 (80.34)"
+    # 80 and 82: mean 81, sample std sqrt(2) = 1.41
+    assert real["None pruned"]["FGVC-Aircraft top-1"] == "81.00 ± 1.41 [n=2] (77.83)"
+    assert real["Pruning 15,16 + AutoLR"]["FGVC-Cars top-1"] == "88.00 (88.30)"
+    assert real["Pruning 15,16"]["FGVC-Cars top-1"] == "— (85.96)"
+    assert twin["Pruning 15,16"]["synthetic → FGVC-CUB top-1"] == "50.00 (78.74)"
+    assert len(real) == 6 and "Top-1 accuracy in percent" in text
+    assert "- `5`: task retrieval (Table 3 is task=classification)" in text

@@ -93,3 +93,54 @@ def test_history_records_each_groups_lr_at_epoch_end(tmp_path):
     assert history[0]["lr"] == pytest.approx({n: 0.05 for n in history[0]["lr"]})
     assert history[1]["lr"] == pytest.approx({n: 0.005 for n in history[1]["lr"]})
     assert set(history[0]["lr"]) == {"stem", "unit1", "unit2", "unit3", "unit4", "head", "loss"}
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_epoch_weights_hold_the_first_trial_and_each_kept_epoch(tmp_path):
+    """Bug: first_trial.pt written after the policy restored the snapshot (it would hold the
+    pretrained weights, or the re-run's), or epoch_<E>.pt holding a rejected trial's weights.
+    AutoLR with threshold 1.01 rejects trial 0 and keeps trial 1 of a 2-trial cap."""
+    from dml.policies.autolr import AutoLRPolicy
+    from tests.policies.test_autolr import autolr_cfg
+
+    policy = AutoLRPolicy(autolr_cfg(threshold=1.01, max_trials=2), 0.05)
+    trainer = tiny_trainer(policy, tmp_path, epochs=2)
+    trainer.save_weights = True
+    start = {k: v.clone() for k, v in trainer.p.model.state_dict().items()}
+    first: dict = {}
+    original = trainer.train_epoch
+
+    def remember(epoch, trial):
+        loss = original(epoch, trial)
+        if epoch == 0 and trial == 0:
+            first.update({k: v.clone() for k, v in trainer.p.model.state_dict().items()})
+        return loss
+
+    trainer.train_epoch = remember
+    with pytest.warns(UserWarning, match="max_trials=2"):
+        trainer.fit()
+    folder = tmp_path / "checkpoints" / "weights"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "epoch_0.pt",
+        "epoch_1.pt",
+        "first_trial.pt",
+    ]
+    saved_first = load_checkpoint(folder / "first_trial.pt")
+    assert _same(saved_first["model"], first) and not _same(saved_first["model"], start)
+    last = load_checkpoint(folder / "epoch_1.pt")
+    assert _same(last["model"], trainer.p.model.state_dict())
+    assert _same(last["loss"], trainer.p.loss.state_dict())
+    # the kept trial of epoch 0 is the better-scoring one; either way epoch 0 moved on from
+    # the start, and epoch 1 trained further
+    epoch0 = load_checkpoint(folder / "epoch_0.pt")["model"]
+    assert not _same(epoch0, start) and not _same(epoch0, last["model"])
+
+
+def test_no_epoch_weights_unless_asked(tmp_path):
+    """Bug: the (large) per-epoch weight files written by every run."""
+    trainer = tiny_trainer(build_policy(compose_cfg(["lr_policy=constant"])), tmp_path)
+    trainer.fit()
+    assert not (tmp_path / "checkpoints" / "weights").exists()

@@ -1,8 +1,8 @@
-"""CUB-200-2011 in its official layout, split by class for zero-shot retrieval."""
+"""CUB-200-2011 in its official layout: split by class (retrieval) or by image (classification)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -13,6 +13,8 @@ from dml.errors import DmlError
 # Official image counts of classes 1-100 / 101-200; module-level so tests can patch them.
 CUB_EXPECTED: tuple[int, int] = (5864, 5924)
 CUB_TRAIN_CLASSES: frozenset[int] = frozenset(range(1, 101))
+# Official train / test image counts of train_test_split.txt (all 200 classes on both sides).
+CUB_CLASSIFICATION_EXPECTED: tuple[int, int] = (5994, 5794)
 _V = TypeVar("_V")
 
 CUB_LAYOUT = "a CUB-200-2011 folder holding images/, images.txt, image_class_labels.txt"
@@ -26,14 +28,48 @@ def load_cub200(root: Path) -> RetrievalData:
     return data
 
 
+def load_cub200_classification(root: Path) -> RetrievalData:
+    """Load CUB-200-2011 split by image as train_test_split.txt says (1 train, 0 test)."""
+    root = Path(root)
+    image_ids, split = _read_cub_images(root)
+    split_file = require_file(
+        root / "train_test_split.txt", "'<image_id> <is_training_image>' lines (1 train, 0 test)"
+    )
+    is_train = _read_id_table(split_file, _parse_split_line)
+    unlisted = [image_id for image_id in image_ids if image_id not in is_train]
+    if unlisted:
+        raise DmlError(
+            f"{split_file} has no entry for image id {unlisted[0]} "
+            f"({len(unlisted)} of {len(image_ids)} images in {root / 'images.txt'} unlisted)"
+        )
+    data = split_by_image(split, [is_train[image_id] for image_id in image_ids])
+    warn_if_counts_differ("CUB-200-2011", root, data, CUB_CLASSIFICATION_EXPECTED)
+    return data
+
+
+def split_by_image(split: Split, is_train: Sequence[bool]) -> RetrievalData:
+    """Split records image by image: True in is_train (one flag per record) goes to train."""
+    if len(is_train) != len(split):
+        raise ValueError(f"{len(is_train)} train flags for {len(split)} records")
+    records = list(zip(split.paths, split.labels, is_train))
+    return RetrievalData(
+        train=Split([p for p, _, t in records if t], [y for _, y, t in records if t]),
+        test=Split([p for p, _, t in records if not t], [y for _, y, t in records if not t]),
+    )
+
+
 def read_cub_layout(root: Path) -> Split:
     """Read every image path and its 1-based class id from a CUB-200-2011 folder."""
-    root = Path(root)
+    return _read_cub_images(Path(root))[1]
+
+
+def _read_cub_images(root: Path) -> tuple[list[int], Split]:
+    """Image ids (in images.txt order) and the Split of their paths and class ids."""
     require_dir(root, CUB_LAYOUT)
     images_file = require_file(root / "images.txt", "'<image_id> <path under images/>' lines")
     labels_file = require_file(root / "image_class_labels.txt", "'<image_id> <class_id>' lines")
-    # train_test_split.txt is deliberately not read: it is the classification split,
-    # while retrieval benchmarks split by class.
+    # train_test_split.txt is not read here: it is the classification split, read only by
+    # load_cub200_classification, while retrieval benchmarks split by class.
     images = _read_id_table(images_file, _parse_image_line)
     labels = _read_id_table(labels_file, _parse_label_line)
     unlabelled = [image_id for image_id in images if image_id not in labels]
@@ -47,7 +83,7 @@ def read_cub_layout(root: Path) -> Split:
         labels=[labels[image_id] for image_id in images],
     )
     check_images_exist(split.paths, images_file)
-    return split
+    return list(images), split
 
 
 def _parse_image_line(line: str) -> tuple[int, str]:
@@ -59,6 +95,13 @@ def _parse_image_line(line: str) -> tuple[int, str]:
 def _parse_label_line(line: str) -> tuple[int, int]:
     image_id, class_id = line.split()
     return int(image_id), int(class_id)
+
+
+def _parse_split_line(line: str) -> tuple[int, bool]:
+    image_id, flag = line.split()
+    if flag not in ("0", "1"):
+        raise ValueError(f"is_training_image {flag!r} is not 0 or 1")
+    return int(image_id), flag == "1"
 
 
 def _read_id_table(path: Path, parse: Callable[[str], tuple[int, _V]]) -> dict[int, _V]:

@@ -40,11 +40,25 @@ class RetrievalData:
 class ImageListDataset(Dataset):
     """Loads RGB images from a Split; labels are remapped to 0..C-1 in sorted order."""
 
-    def __init__(self, split: Split, transform: Callable | None = None) -> None:
+    def __init__(
+        self,
+        split: Split,
+        transform: Callable | None = None,
+        class_to_index: dict[int, int] | None = None,
+    ) -> None:
+        """class_to_index: another split's mapping (classification scores test labels with the
+        classifier's training indices); by default this split's sorted classes."""
         self.split = split
         self.transform = transform
-        classes = sorted(set(split.labels))
-        self.class_to_index = {c: i for i, c in enumerate(classes)}
+        if class_to_index is None:
+            class_to_index = {c: i for i, c in enumerate(sorted(set(split.labels)))}
+        unknown = sorted(set(split.labels) - set(class_to_index))
+        if unknown:
+            raise DmlError(
+                f"{len(unknown)} class(es) of this split are not among the training classes "
+                f"(first: {unknown[0]}); classification needs every test class in training"
+            )
+        self.class_to_index = dict(class_to_index)
         self.targets = [self.class_to_index[c] for c in split.labels]
 
     def __len__(self) -> int:

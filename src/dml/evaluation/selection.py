@@ -6,6 +6,8 @@ from dml.data.records import Split
 from dml.errors import DmlError
 
 PROTOCOLS = ("test", "val")
+#: The metric each task ranks epochs by and reports first.
+TASK_METRIC = {"retrieval": "R@1", "classification": "top1"}
 
 
 def holdout_classes(split: Split, share: float) -> tuple[Split, Split]:
@@ -27,6 +29,27 @@ def holdout_classes(split: Split, share: float) -> tuple[Split, Split]:
     keep = [i for i, y in enumerate(split.labels) if y not in val_ids]
     held = [i for i, y in enumerate(split.labels) if y in val_ids]
     return _subset(split, keep), _subset(split, held)
+
+
+def holdout_images(split: Split, share: float) -> tuple[Split, Split]:
+    """(train, val) for classification: the last round(share * n) images of each class
+    (at least one, never all) become val, so val has the training classes, as test does."""
+    if not 0.0 < share < 1.0:
+        raise DmlError(f"eval.val_images={share}: expected a share strictly between 0 and 1")
+    rows: dict[int, list[int]] = {}
+    for i, y in enumerate(split.labels):
+        rows.setdefault(y, []).append(i)
+    held: set[int] = set()
+    for y, idx in rows.items():
+        if len(idx) < 2:
+            raise DmlError(
+                f"class {y} has {len(idx)} training image: eval.selection=val under "
+                "task=classification needs at least 2 per class (or use eval.selection=test)"
+            )
+        n_val = min(len(idx) - 1, max(1, round(share * len(idx))))
+        held.update(idx[-n_val:])
+    keep = [i for i in range(len(split)) if i not in held]
+    return _subset(split, keep), _subset(split, sorted(held))
 
 
 def _subset(split: Split, rows: list[int]) -> Split:
@@ -63,5 +86,5 @@ def selection_score(row: dict, protocol: str, metric: str = "R@1") -> float:
 
 
 def test_metrics(row: dict) -> dict[str, float]:
-    """The test-set metrics of a history row (Recall@K and MAP@R), without val, lr, loss."""
-    return {k: v for k, v in row.items() if k.startswith(("R@", "MAP"))}
+    """The test-set metrics of a history row (Recall@K, MAP@R or top1), without val, lr, loss."""
+    return {k: v for k, v in row.items() if k.startswith(("R@", "MAP", "top1"))}

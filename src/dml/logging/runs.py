@@ -20,7 +20,7 @@ from typing import Any
 from dml.errors import DmlError
 from dml.logging.results import RESULTS_FILE
 
-METRICS = ("R@1", "R@2", "R@4", "R@8", "MAP@R")
+METRICS = ("R@1", "R@2", "R@4", "R@8", "MAP@R", "top1")
 # keys that name where things live, not what was run: they differ per job without meaning
 IGNORED_TOP = {"hydra"}
 IGNORED_LEAVES = {"root", "data_dir", "run_name", "dir", "path", "output_dir", "out_dir"}

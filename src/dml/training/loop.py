@@ -53,14 +53,17 @@ class Trainer:
         max_steps: int = 0,
         progress: bool = True,
         save_checkpoints: bool = True,
+        save_epoch_weights: bool = False,
         warmup_epochs: int = 0,
         selection: str = "test",
+        metric: str = "R@1",
         extra_state: dict | None = None,
     ) -> None:
         self.p = parts
         self.epochs, self.logger, self.evaluate, self.run_dir = epochs, logger, evaluate, run_dir
         self.log_every, self.progress, self.save = log_every, progress, save_checkpoints
-        self.warmup_epochs, self.selection = warmup_epochs, selection
+        self.save_weights = save_epoch_weights
+        self.warmup_epochs, self.selection, self.metric = warmup_epochs, selection, metric
         self.extra_state = extra_state or {}  # stored in every checkpoint (config, initial metrics)
         self.best: dict | None = None  # {"epoch", "score"} of the best epoch by `selection`
         self._warming: list[torch.nn.Parameter] | None = None  # params frozen for warm-up
@@ -113,6 +116,9 @@ class Trainer:
             while True:
                 self.p.policy.begin_epoch(epoch)
                 losses.append(self.train_epoch(epoch, len(losses)))
+                if epoch == 0 and len(losses) == 1:
+                    # the single-LR start, before any policy decides (AutoLR's v0 trial)
+                    self._save_weights("first_trial")
                 if self.p.policy.end_epoch(epoch):
                     break
             kept = self.p.policy.kept_trial()
@@ -189,6 +195,7 @@ class Trainer:
         self.history.append(row)
         tqdm.write(f"epoch {epoch}: loss {loss:.4f}  trials {trials}  {_shown(metrics)}")
         is_best = self._track_best(row)
+        self._save_weights(f"epoch_{epoch}")
         if self.save:
             state = self.state_dict(epoch)
             folder = self.run_dir / "checkpoints"
@@ -196,10 +203,16 @@ class Trainer:
                 save_checkpoint(folder / "best.pt", state)
             save_checkpoint(folder / "last.pt", state)
 
+    def _save_weights(self, name: str) -> None:
+        """checkpoints/weights/<name>.pt: model and loss weights (trainer.save_epoch_weights)."""
+        if self.save_weights:
+            state = {"model": self.p.model.state_dict(), "loss": self.p.loss.state_dict()}
+            save_checkpoint(self.run_dir / "checkpoints" / "weights" / f"{name}.pt", state)
+
     def _track_best(self, row: dict) -> bool:
         """Whether row is the best epoch so far by the selection protocol (ties: the earliest)."""
         try:
-            score = selection_score(row, self.selection)
+            score = selection_score(row, self.selection, self.metric)
         except KeyError:  # an evaluation without that metric: nothing to rank by
             return False
         if self.best is not None and score <= self.best["score"]:
@@ -259,5 +272,6 @@ def _shown(metrics: dict) -> str:
     """Test metrics in percent, then val R@1 when there is a val set."""
     text = "  ".join(f"{k} {100 * v:.2f}" for k, v in metrics.items() if not isinstance(v, dict))
     if "val" in metrics:
-        text += f"  (val R@1 {100 * metrics['val']['R@1']:.2f})"
+        key = "top1" if "top1" in metrics["val"] else "R@1"
+        text += f"  (val {key} {100 * metrics['val'][key]:.2f})"
     return text
