@@ -11,8 +11,10 @@ from PIL import Image
 
 from dml.run import run
 from tests.conftest import TINY_OVERRIDES, compose_cfg
+from tests.scripts.loader import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = load_script("gamma_ratio")
 
 
 def gamma_ratio(*args: str) -> subprocess.CompletedProcess:
@@ -30,7 +32,7 @@ def test_run_dir_gives_table_json_and_png(tmp_path):
     start measured), the markdown and JSON disagreeing, or no figure."""
     cfg = compose_cfg([*TINY_OVERRIDES, f"data_dir={tmp_path / 'data'}", "lr_policy=constant"])
     assert run(cfg, tmp_path / "run") == 0
-    proc = gamma_ratio(str(tmp_path / "run"), "logger.progress=false")
+    proc = gamma_ratio(str(tmp_path / "run"), "logger.progress=false")  # as a user runs it
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads((tmp_path / "run" / "gamma_ratio.json").read_text())
     assert out["source"].startswith("synthetic, resnet18, 7 units, run ")
@@ -45,13 +47,14 @@ def test_run_dir_gives_table_json_and_png(tmp_path):
     assert Image.open(tmp_path / "run" / "gamma_ratio.png").size == (840, 480)
 
 
-def test_bad_targets_are_one_line_errors(tmp_path):
-    """Bug: a typo'd folder or a folder that is not a run ending in a traceback."""
+def test_bad_targets_are_one_line_errors(tmp_path, capsys):
+    """Bug: a typo'd folder or a folder that is not a run ending in a traceback (main() in
+    process: the subprocess path is covered above)."""
     (tmp_path / "empty").mkdir()
     for args, line in [
         ([str(tmp_path / "nope")], f"error: {tmp_path / 'nope'} is not a folder"),
         ([str(tmp_path / "empty")], f"error: {tmp_path / 'empty'} holds no results.json"),
     ]:
-        proc = gamma_ratio(*args)
-        assert proc.returncode == 1
-        assert proc.stderr.startswith(line) and len(proc.stderr.strip().splitlines()) == 1
+        assert SCRIPT.main(args) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(line) and len(err.strip().splitlines()) == 1

@@ -1,1 +1,1 @@
-"""Diagnostics of trained runs: what the network looks at (Grad-CAM of every unit)."""
+"""Diagnostics of trained runs, read from their run folders (e.g. cam: Grad-CAM per unit)."""
