@@ -229,6 +229,12 @@ def _column4(policy: str, l_max: float | None, l_min: float | None) -> int | Non
     return None
 
 
+def twin_context(run: Run) -> tuple:
+    """(synthetic or not, arch, epochs): Tables 2 and 3 set a twin run in its own table."""
+    c = run.config
+    return (c.get("dataset.name") == "synthetic", c.get("model.arch"), c.get("trainer.epochs"))
+
+
 def table2_layout() -> Layout:
     """Table 2: 4 recipe rows x 2 datasets."""
     row_keys: list[tuple] = []
@@ -258,10 +264,6 @@ def table2_layout() -> Layout:
         key = (found["method"], optimizer, tuple(found["pruning"]), policy)
         return row_keys.index(key), TABLE2_DATASETS.index(column)
 
-    def context(run: Run) -> tuple:
-        c = run.config
-        return (c.get("dataset.name") == "synthetic", c.get("model.arch"), c.get("trainer.epochs"))
-
     def caption(ctx: tuple, runs: list[Run]) -> str:
         synthetic, arch, epochs = ctx
         data = (
@@ -280,7 +282,7 @@ def table2_layout() -> Layout:
         synthetic = bool(ctx) and ctx[0]
         return ["synthetic → CUB-200" if synthetic else "CUB-200", "Cars-196"]
 
-    return Layout(row_keys, lambda key: key[0], None, columns, paper, place, context, caption)
+    return Layout(row_keys, lambda key: key[0], None, columns, paper, place, twin_context, caption)
 
 
 def table3_layout() -> Layout:
@@ -307,10 +309,6 @@ def table3_layout() -> Layout:
             return f"pruning {pruning_label(c)} (Table 3: none, 16 or 15,16)"
         key = (tuple(TABLE3_PRUNING[removed]), c.get("lr_policy.name") == "autolr")
         return row_keys.index(key), datasets.index(column)
-
-    def context(run: Run) -> tuple:
-        c = run.config
-        return (c.get("dataset.name") == "synthetic", c.get("model.arch"), c.get("trainer.epochs"))
 
     def caption(ctx: tuple, runs: list[Run]) -> str:
         synthetic, arch, epochs = ctx
@@ -341,7 +339,7 @@ def table3_layout() -> Layout:
         return name + (" + AutoLR" if autolr else "")
 
     return Layout(
-        row_keys, method, None, columns, paper, place, context, caption, metrics=("top1",)
+        row_keys, method, None, columns, paper, place, twin_context, caption, metrics=("top1",)
     )
 
 
