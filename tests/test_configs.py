@@ -151,3 +151,11 @@ def test_an_old_run_config_gains_the_keys_added_since():
     assert (cfg.loss.temperature, cfg.loss.classifier_std) == (0.5, None)
     assert (cfg.trainer.epochs, cfg.trainer.save_epoch_weights) == (3, False)
     assert (cfg.eval.selection, cfg.eval.val_images) == ("test", 0.1)
+
+
+def test_task_classification_selects_the_softmax_loss():
+    """Bug: `python train.py task=classification` (the README's command) composing the
+    default proxy-anchor loss, which classification refuses; or task=retrieval changing it."""
+    assert compose_cfg(["task=classification"]).loss.name == "softmax"
+    assert compose_cfg(["task=classification"]).task == "classification"
+    assert compose_cfg([]).loss.name == "proxy_anchor" and compose_cfg([]).task == "retrieval"

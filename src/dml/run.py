@@ -21,7 +21,13 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from dml.config import SyntheticDatasetConfig
-from dml.data import ImageListDataset, RetrievalData, Split, load_retrieval_data
+from dml.data import (
+    ImageListDataset,
+    RetrievalData,
+    Split,
+    load_classification_data,
+    load_retrieval_data,
+)
 from dml.data.sampler import EpochBatchSampler, SeededBatches
 from dml.data.transforms import describe_eval, eval_transform, train_transform
 from dml.errors import DivergedError, DmlError, InfeasibleError
@@ -153,8 +159,6 @@ def split_data(cfg: DictConfig) -> tuple[RetrievalData, Split | None]:
     classes (eval.val_classes) for retrieval, images of every class (eval.val_images) for
     classification."""
     if cfg.task == "classification":
-        from dml.data import load_classification_data
-
         data = load_classification_data(cfg.dataset)
     else:
         data = load_retrieval_data(cfg.dataset)
