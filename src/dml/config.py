@@ -149,6 +149,8 @@ class AutoLRConfig:
     lr_min: float = 1e-6
     lr_max: float = 1.0
     reset_momentum: bool = True
+    mode: str = "rerun"  # rerun (the paper) | probe | online (see dml.policies.autolr)
+    probe_fraction: float = 0.2  # probe/online: share of the epoch's steps before a check
 
 
 @dataclass

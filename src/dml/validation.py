@@ -92,6 +92,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "autolr.drop_factor": (positive, "a number > 0"),
     "autolr.lr_min": (positive, "a number > 0"),
     "autolr.lr_max": (positive, "a number > 0"),
+    "autolr.mode": (one_of("rerun", "probe", "online"), "rerun, probe or online"),
+    "autolr.probe_fraction": (unit_interval, "a number in (0, 1]"),
     "dataset.image_size": (at_least(1), "an integer >= 1"),
     "dataset.resize_size": (optional(at_least(1)), "null or an integer >= 1"),
     "dataset.num_workers": (optional(at_least(0)), "null (chosen from the cores) or >= 0"),

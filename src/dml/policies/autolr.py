@@ -3,6 +3,28 @@
 Guards (spec section 8): new LRs are clipped to [lr_min, lr_max] and a non-finite one
 keeps its old value; units whose variation is zero or non-finite are left out of the
 score and the update and keep their LR; after max_trials the best-scoring trial is kept.
+
+Modes (``autolr.mode``):
+
+* ``rerun`` (the paper): every trial is a whole epoch from the epoch's snapshot.
+* ``probe``: every trial is checked early, after ``probe_fraction`` of the epoch's steps.
+  At that step the variations so far, v_probe, are extrapolated to the whole epoch unit
+  by unit, v_hat_k = rho_k * v_probe_k, where rho_k = v_full_k / v_probe_k was measured
+  on the last whole-epoch trial (its own check step, same LRs, same batches). If v_hat
+  sorts (score >= threshold) the trial simply goes on to the epoch's end, at no extra
+  cost; if not, the trial is cut there, the weights are restored, and Eq. 16 updates the
+  LRs from v_hat exactly as a rejected whole epoch would (targets made from v_hat are on
+  the whole-epoch scale). Only a whole epoch is ever accepted, scored on its whole-epoch
+  variations against the same threshold, and a whole epoch that does not sort is re-run
+  as in ``rerun``; so every accepted epoch sorts as often as in ``rerun``, and a
+  rejection the check foresees costs probe_fraction of a pass instead of a whole one.
+  Epoch 0's first trial (the single-LR v0 of the paper) runs whole, as there is no rho
+  yet. At most max_trials trials are cut per epoch; then trials run whole.
+* ``online``: one pass per epoch, never restored. Every probe_fraction of the epoch the
+  variations so far are extrapolated linearly to the whole epoch (x steps_per_epoch /
+  steps_done) and, when they do not sort, Eq. 16 sets the LRs for the rest of the epoch
+  (epoch 0's first check plays v0). The epoch is always kept and scored on its
+  whole-epoch variations, so it may end unsorted: its cost is exactly one pass.
 """
 
 from __future__ import annotations
@@ -14,12 +36,18 @@ from dml.autolr.rules import initial_targets, repaired_targets, sorting_score, u
 from dml.autolr.variation import snapshot_main_path, weight_variation
 from dml.policies.base import LRPolicy, PolicyContext
 
+MODES = ("rerun", "probe", "online")
+
 
 def clip_lr(new: float, old: float, lr_min: float, lr_max: float) -> float:
     """Bound an updated LR to [lr_min, lr_max]; a non-finite update keeps the old LR."""
     if not math.isfinite(new):
         return old
     return min(max(new, lr_min), lr_max)
+
+
+def _positive(x: float) -> bool:
+    return math.isfinite(x) and x > 0
 
 
 def finite_or_none(values: list[float]) -> list[float | None]:
@@ -33,7 +61,10 @@ class AutoLRPolicy(LRPolicy):
     name = "autolr"
 
     def __init__(self, cfg, unit_lr: float) -> None:
+        if cfg.mode not in MODES:
+            raise ValueError(f"autolr.mode={cfg.mode!r}: expected one of {list(MODES)}")
         self.cfg = cfg
+        self.mode = cfg.mode
         self.unit_lr = unit_lr
         self.threshold = float(cfg.threshold)
         self.trial = 0
@@ -42,6 +73,56 @@ class AutoLRPolicy(LRPolicy):
         self.epochs_log: list[dict] = []
         self.trials_log: list[dict] = []
         self._best: dict | None = None
+        self.rho: list[float] | None = None  # mode=probe: per-unit v_full / v_probe
+        self._v_check: list[float] | None = None
+        self._cut: dict | None = None
+        self._reset_epoch_counters()
+
+    def _reset_epoch_counters(self) -> None:
+        self.cuts = 0  # trials cut at the check step in this epoch
+        self.fulls = 0  # whole-epoch trials run in this epoch
+        self.steps_run = 0  # optimisation steps spent on this epoch so far
+
+    def probe_steps(self) -> int:
+        """The step after which mode=probe checks a trial: probe_fraction of the epoch."""
+        return max(1, math.ceil(self.cfg.probe_fraction * self.ctx.steps_per_epoch))
+
+    def continue_trial(self, epoch: int, steps_done: int) -> bool:
+        if self.mode == "online":
+            return self._online_check(epoch, steps_done)
+        if self.mode != "probe" or steps_done != self.probe_steps():
+            return True
+        if steps_done >= self.ctx.steps_per_epoch:
+            return True  # the check step is the epoch's end: nothing to save
+        self._v_check = self.ctx.sync(weight_variation(self.ctx.backbone, self.start))
+        if self.rho is None or self.cuts >= self.cfg.max_trials:
+            return True
+        v_hat = [r * x for r, x in zip(self.rho, self._v_check)]
+        active = [k for k, x in enumerate(v_hat) if _positive(x)]
+        score = sorting_score([v_hat[k] for k in active]) if active else 1.0
+        if score >= self.threshold:
+            return True
+        self._cut = {"v": v_hat, "active": active, "score": score}
+        return False
+
+    def _online_check(self, epoch: int, steps_done: int) -> bool:
+        """mode=online: every probe_steps steps, Eq. 16 from the linearly extrapolated epoch."""
+        total = self.ctx.steps_per_epoch
+        if steps_done % self.probe_steps() or steps_done >= total:
+            return True
+        v_so_far = self.ctx.sync(weight_variation(self.ctx.backbone, self.start))
+        v_hat = [x * total / steps_done for x in v_so_far]
+        active = [k for k, x in enumerate(v_hat) if _positive(x)]
+        score = sorting_score([v_hat[k] for k in active]) if active else 1.0
+        if epoch == 0 and self.v0 is None:
+            self.v0 = v_hat  # the single-LR start: the first window, before any update
+        self._log_trial(
+            epoch, score, v_hat, score >= self.threshold, kind="window", steps=steps_done
+        )
+        if score < self.threshold and active:
+            self._update(epoch, v_hat, active)
+            self.set_lrs(self.group_lrs())
+        return True
 
     def setup(self, ctx: PolicyContext) -> None:
         super().setup(ctx)
@@ -75,6 +156,7 @@ class AutoLRPolicy(LRPolicy):
         if self.cfg.reset_momentum:
             self.ctx.optimizer.state.clear()  # as the reference, which builds a fresh SGD per trial
         self.start = snapshot_main_path(self.ctx.backbone)
+        self._v_check, self._cut = None, None
         self.set_lrs(self.group_lrs())
 
     def _start_epoch(self, epoch: int) -> None:
@@ -85,17 +167,27 @@ class AutoLRPolicy(LRPolicy):
             self.drop *= self.cfg.drop_factor
         self.targets = None
         self._best = None
+        self._reset_epoch_counters()
         self.token = self.ctx.snapshot()
 
     def end_epoch(self, epoch: int) -> bool:
+        if self._cut is not None:
+            return self._end_cut(epoch, self._cut)
+        self.steps_run += self.ctx.steps_per_epoch
         v = self.ctx.sync(weight_variation(self.ctx.backbone, self.start))
-        active = [k for k, x in enumerate(v) if math.isfinite(x) and x > 0]
+        active = [k for k, x in enumerate(v) if _positive(x)]
         score = sorting_score([v[k] for k in active]) if active else 1.0
+        if self.mode == "online":
+            # one pass, never re-run: the epoch stands, scored on its whole-epoch variation
+            self._log_trial(epoch, score, v, score >= self.threshold, kind="full")
+            return self._accept(epoch, score, v, capped=False)
+        self._calibrate(v)
         accepted = score >= self.threshold
-        self._log_trial(epoch, score, v, accepted)
+        self._log_trial(epoch, score, v, accepted, kind="full")
         if epoch == 0 and self.trial == 0:
             self.v0 = v
-        last = self.trial + 1 >= self.cfg.max_trials
+        self.fulls += 1
+        last = self.fulls >= self.cfg.max_trials
         if not accepted and not last:
             # before the echo, so an infeasible alpha/beta stops without announcing a re-run
             self._ensure_targets(epoch, v, active)
@@ -104,8 +196,35 @@ class AutoLRPolicy(LRPolicy):
             return self._accept(epoch, score, v, capped=False)
         self._remember_if_best(score, v)
         self.trial += 1
-        if self.trial >= self.cfg.max_trials:
+        if last:
             return self._accept_best(epoch)
+        self._update(epoch, v, active)
+        self.ctx.restore(self.token)
+        return False
+
+    def _calibrate(self, v: list[float]) -> None:
+        """rho_k = v_full_k / v_probe_k of this whole trial (kept where both are positive)."""
+        if self._v_check is None:
+            return
+        old = self.rho or [1.0] * len(v)
+        self.rho = [
+            v[k] / c if _positive(v[k]) and _positive(c) else old[k]
+            for k, c in enumerate(self._v_check)
+        ]
+
+    def _end_cut(self, epoch: int, cut: dict) -> bool:
+        """A trial cut at the check step: Eq. 16 from the extrapolated variations, retry."""
+        self.steps_run += self.probe_steps()
+        v, active, score = cut["v"], cut["active"], cut["score"]
+        self._log_trial(epoch, score, v, False, kind="cut")
+        self._ensure_targets(epoch, v, active)
+        self.cuts += 1
+        self.ctx.echo(
+            f"[autolr] epoch {epoch} trial {self.trial}: predicted score {score:.3f} < "
+            f"threshold {self.threshold:.3f} after {self.probe_steps()} of "
+            f"{self.ctx.steps_per_epoch} steps -> cut, re-run"
+        )
+        self.trial += 1
         self._update(epoch, v, active)
         self.ctx.restore(self.token)
         return False
@@ -172,6 +291,11 @@ class AutoLRPolicy(LRPolicy):
             "variation": finite_or_none(v),
             "target": self._full_targets(),
             "capped": capped,
+            "mode": self.mode,
+            # epoch passes spent on this epoch (a probe counts its share of the steps)
+            "passes": self.steps_run / self.ctx.steps_per_epoch,
+            # the kept weights' whole-epoch score (always a whole epoch's, in either mode)
+            "full_score": score,
         }
         self.epochs_log.append(record)
         self._log_epoch(record)
@@ -187,11 +311,25 @@ class AutoLRPolicy(LRPolicy):
         return out
 
     # -- reporting ------------------------------------------------------------
-    def _log_trial(self, epoch: int, score: float, v: list[float], accepted: bool) -> None:
+    def _log_trial(
+        self,
+        epoch: int,
+        score: float,
+        v: list[float],
+        accepted: bool,
+        kind: str,
+        steps: int | None = None,
+    ) -> None:
         step = len(self.trials_log)
+        if steps is None:
+            steps = self.probe_steps() if kind == "cut" else self.ctx.steps_per_epoch
         rec = {
             "epoch": epoch,
             "trial": self.trial,
+            # "full": a whole epoch; "cut": mode=probe, cut at the check step;
+            # "window": mode=online, the extrapolated check after `steps` steps
+            "kind": kind,
+            "steps": steps,
             "score": score,
             "threshold": self.threshold,
             "accepted": accepted,
@@ -253,7 +391,9 @@ class AutoLRPolicy(LRPolicy):
         }
 
     def state_dict(self) -> dict:
+        # saved between epochs, where the per-epoch counters are at their start values
         keys = ("lrs", "threshold", "trial", "targets", "v0", "epochs_log", "trials_log", "drop")
+        keys += ("rho",)
         return {k: getattr(self, k) for k in keys} | {
             "target_units": getattr(self, "_target_units", None)
         }

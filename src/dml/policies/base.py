@@ -40,6 +40,10 @@ class LRPolicy:
     def begin_epoch(self, epoch: int) -> None:
         """Called before each trial of an epoch (a re-run calls it again)."""
 
+    def continue_trial(self, epoch: int, steps_done: int) -> bool:
+        """Called after each optimisation step; False ends the trial there (AutoLR's probe)."""
+        return True
+
     def step(self, epoch: int, step: int) -> None:
         """Called before each optimisation step; step counts within the epoch."""
 

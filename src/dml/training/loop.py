@@ -145,12 +145,12 @@ class Trainer:
             self._warming = None
 
     def train_epoch(self, epoch: int, trial: int) -> float:
-        """One pass over the sampler's batches for this epoch; returns the mean loss."""
+        """One pass over this epoch's batches (until the policy ends the trial); mean loss."""
         p = self.p
         p.model.train()
         p.sampler.set_epoch(epoch)
         batches = iter(p.loader)
-        total = 0.0
+        total, done = 0.0, 0
         bar = tqdm(
             range(self.steps),
             desc=f"epoch {epoch} trial {trial}",
@@ -172,8 +172,12 @@ class Trainer:
             loss.backward()
             p.optimizer.step()
             total += value
+            done += 1
             self._log_step(value, bar)
-        return total / max(1, self.steps)
+            if not p.policy.continue_trial(epoch, done):
+                break
+        bar.close()
+        return total / max(1, done)
 
     def _log_step(self, loss: float, bar) -> None:
         if self.global_step % self.log_every == 0:
