@@ -20,9 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,6 +39,7 @@ from dml.data import ImageListDataset, load_retrieval_data
 from dml.data.synthetic import METADATA_FILE
 from dml.data.transforms import eval_transform
 from dml.evaluation.probe import factor_probes, unit_features
+from dml.launch import run_train
 from dml.models import build_torchvision, make_backbone, units_to_keep
 from dml.run import build_model
 from dml.training.checkpoint import load_checkpoint
@@ -120,35 +119,9 @@ def plan_runs(seeds: int, units: int, epochs: int) -> dict[str, list[str]]:
 
 def run_one(name: str, args: list[str], out: Path) -> dict:
     """One train.py subprocess; returns its results.json (reused if already complete)."""
-    run_dir = out / name
-    results = run_dir / "results.json"
-    if _status(results) != "completed":
-        # every training class trains (no val hold-out): the premise metrics read the final
-        # epoch, not a selected one, and this is the twin the check's targets were set on
-        cmd = [sys.executable, str(ROOT / "train.py"), "eval.selection=test", *args]
-        cmd.append(f"hydra.run.dir={run_dir}")
-        if (run_dir / "checkpoints" / "last.pt").is_file():  # a stopped check: continue it
-            cmd = [sys.executable, str(ROOT / "train.py"), f"resume={run_dir}"]
-        elif run_dir.exists():  # stopped before its first epoch: start it again
-            shutil.rmtree(run_dir)
-        cmd.append("logger.progress=false")
-        print(f"[check] {name}: {' '.join(args)}", flush=True)
-        with (out / f"{name}.log").open("a") as log:
-            subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=False)
-    if not results.is_file():
-        raise SystemExit(f"error: run {name} wrote no results.json; see {out / name}.log")
-    data = json.loads(results.read_text())
-    if data["status"] != "completed":
-        raise SystemExit(f"error: run {name} ended {data['status']}: {data.get('error')}")
-    return data
-
-
-def _status(results: Path) -> str | None:
-    """The status in a results.json, None when absent or unreadable."""
-    try:
-        return json.loads(results.read_text()).get("status")
-    except (OSError, ValueError, AttributeError):
-        return None
+    # every training class trains (no val hold-out): the premise metrics read the final
+    # epoch, not a selected one, and this is the twin the check's targets were set on
+    return run_train(name, ["eval.selection=test", *args], out, tag="check")
 
 
 def r1_curve(result: dict) -> list[float]:

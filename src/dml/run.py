@@ -32,7 +32,8 @@ from dml.data.sampler import EpochBatchSampler, SeededBatches
 from dml.data.transforms import describe_eval, eval_transform, train_transform
 from dml.errors import DivergedError, DmlError, InfeasibleError
 from dml.evaluation.classify import predict, top1_accuracy
-from dml.evaluation.embed import FEATURES, compute_embeddings, retrieval_metrics
+from dml.evaluation.embed import FEATURES, compute_embeddings
+from dml.evaluation.recall import retrieval_metrics
 from dml.evaluation.selection import (
     TASK_METRIC,
     check_protocol,

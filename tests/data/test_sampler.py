@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dml.data.sampler import EpochBatchSampler
+from dml.data.sampler import EpochBatchSampler, SeededBatches
 from dml.errors import DmlError
 
 LABELS = [i % 10 for i in range(100)]
@@ -250,3 +250,30 @@ def test_balanced_batches_property(sizes, m, per_batch, seed, epoch):
     assert len(batches) == len(s) == len(labels) // batch_size
     assert all(batch_ok(b, labels, batch_size, m) for b in batches)
     assert list(s) == batches  # same epoch, same order
+
+
+@pytest.mark.parametrize("m", [0, 4])
+def test_ranks_split_each_global_batch_like_one_process(m):
+    """Bug: under DDP each rank drawing its own batches (ranks overlap, a re-run differs) or
+    the shares not adding up to the one-process batch the AutoLR maths assumes."""
+    labels = [c for c in range(10) for _ in range(6)]
+    one = EpochBatchSampler(labels, 16, m, seed=3)
+    ranks = [EpochBatchSampler(labels, 16, m, seed=3, rank=r, world_size=2) for r in (0, 1)]
+    for s in [one, *ranks]:
+        s.set_epoch(2)
+    shares = [list(s) for s in ranks]
+    assert len(shares[0]) == len(one) == 3
+    for whole, first, second in zip(one, *shares):
+        assert len(first) == len(second) == 8
+        assert first + second == whole
+    seeded_one = list(SeededBatches(one))
+    seeded = [list(SeededBatches(s)) for s in ranks]
+    assert [a + b for a, b in zip(*seeded)] == seeded_one  # same crops as one process
+
+
+def test_global_batch_that_does_not_split():
+    """Bug: a global batch of 40 over 3 ranks silently dropping images (or classes split)."""
+    with pytest.raises(DmlError, match=r"batch_size=40 \(the global batch\).*multiple of 3$"):
+        EpochBatchSampler(list(range(80)), 40, 0, rank=0, world_size=3)
+    with pytest.raises(DmlError, match=r"multiple of 8 \(2 x trainer.samples_per_class=4\)"):
+        EpochBatchSampler([c for c in range(10) for _ in range(8)], 36, 4, world_size=2)

@@ -180,3 +180,72 @@ def test_recall_bad_inputs(emb, labels, ks, match):
 def test_map_at_r_bad_inputs(emb, labels, match):
     with pytest.raises(ValueError, match=match):
         map_at_r(emb, labels)
+
+
+def test_retrieval_metrics_share_one_search(monkeypatch):
+    """Bug: MAP@R searching again (a second index), which doubled evaluation time."""
+    emb, labels = clustered(n=400, seed=8)
+    searches = []
+    real = recall_mod._flat_ip_index
+
+    def counting_index(x, k):
+        index = real(x, k)
+        search = index.search
+
+        def spy(q, kk):
+            searches.append((len(q), kk))
+            return search(q, kk)
+
+        index.search = spy
+        return index
+
+    monkeypatch.setattr(recall_mod, "_flat_ip_index", counting_index)
+    monkeypatch.setattr(recall_mod, "_QUERY_CHUNK", 150)
+    got = recall_mod.retrieval_metrics(emb, labels, ks=(1, 4, 16))
+    # 400 queries in blocks of 150: three searches, each of the largest k needed + self.
+    r_max = np.bincount(labels).max() - 1
+    assert searches == [(150, r_max + 1), (150, r_max + 1), (100, r_max + 1)]
+    monkeypatch.undo()
+    want = brute_force_recall(emb, labels, (1, 4, 16))
+    assert [got[f"R@{k}"] for k in (1, 4, 16)] == pytest.approx(list(want.values()), abs=1e-12)
+    pml = pml_accuracy(emb, labels, "mean_average_precision_at_r")
+    assert got["MAP@R"] == pytest.approx(pml, abs=1e-12)
+
+
+def test_map_at_r_uneven_classes_across_blocks_equals_pml(monkeypatch):
+    """Bug: per-block AP using the wrong rows' R when classes differ in size."""
+    rng = np.random.default_rng(9)
+    sizes = [2, 3, 5, 9, 17, 30]
+    labels = np.repeat(np.arange(len(sizes)), sizes)
+    rng.shuffle(labels)
+    emb = (rng.normal(size=(len(sizes), 8))[labels] + 1.5 * rng.normal(size=(len(labels), 8)))
+    emb = emb.astype(np.float32)
+    monkeypatch.setattr(recall_mod, "_QUERY_CHUNK", 7)
+    got = map_at_r(emb, labels)
+    assert 0.0 < got < 1.0
+    assert got == pytest.approx(pml_accuracy(emb, labels, "mean_average_precision_at_r"), abs=1e-12)
+
+
+def test_retrieval_metrics_skip_ks_beyond_n_minus_1():
+    """Bug: a small eval set (fewer than 9 items) crashing on R@8 instead of leaving it out."""
+    emb = np.eye(4, dtype=np.float32) + 0.1
+    got = recall_mod.retrieval_metrics(emb, np.array([0, 0, 1, 1]), ks=(1, 2, 4, 8), with_map=False)
+    assert sorted(got) == ["R@1", "R@2"]
+
+
+def test_gpu_index_used_when_faiss_sees_a_gpu(monkeypatch):
+    """Bug: faiss-gpu installed but the search still on CPU (or asked for more than 2048)."""
+    moved = []
+    monkeypatch.setattr(recall_mod, "_gpu_count", lambda: 1)
+    monkeypatch.setattr(recall_mod.faiss, "StandardGpuResources", lambda: "res", raising=False)
+
+    def fake_to_gpu(res, device, index):
+        moved.append((res, device))
+        return index  # the CPU index stands in for the GPU one
+
+    monkeypatch.setattr(recall_mod.faiss, "index_cpu_to_gpu", fake_to_gpu, raising=False)
+    emb, labels = clustered(seed=10)
+    assert recall_at_k(emb, labels, ks=KS) == pytest.approx(brute_force_recall(emb, labels, KS))
+    assert moved == [("res", 0)]
+    recall_mod._flat_ip_index(emb, recall_mod._GPU_MAX_K + 1)
+    assert moved == [("res", 0)]

@@ -15,10 +15,19 @@ class EpochBatchSampler(Sampler[list[int]]):
     """Shuffled batches (samples_per_class=0) or class-balanced batches of m images per class.
 
     The order depends only on (seed, epoch), set with set_epoch, like DistributedSampler.
+    Under DDP (world_size > 1) batch_size stays the global batch: every rank draws the same
+    global batches and takes its own contiguous share of batch_size / world_size, so the
+    ranks together see exactly what one process would (a re-run trial included).
     """
 
     def __init__(
-        self, labels: Sequence[int], batch_size: int, samples_per_class: int = 0, seed: int = 0
+        self,
+        labels: Sequence[int],
+        batch_size: int,
+        samples_per_class: int = 0,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         if batch_size < 2 or batch_size > len(labels):
             raise DmlError(
@@ -40,7 +49,10 @@ class EpochBatchSampler(Sampler[list[int]]):
                     f"{batch_size // m} distinct classes per batch, but the training split has "
                     f"only {classes} classes"
                 )
+        _check_world(batch_size, m, world_size)
         self.batch_size, self.m, self.seed, self.epoch = batch_size, m, seed, 0
+        self.rank, self.world_size = rank, world_size
+        self.local_batch = batch_size // world_size
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose order __iter__ yields."""
@@ -53,7 +65,13 @@ class EpochBatchSampler(Sampler[list[int]]):
         gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         order = self._balanced(gen) if self.m else torch.randperm(len(self.labels), generator=gen)
         for b in range(len(self)):
-            yield order[b * self.batch_size : (b + 1) * self.batch_size].tolist()
+            start = b * self.batch_size + self.rank * self.local_batch
+            yield order[start : start + self.local_batch].tolist()
+
+    def positions(self, batch: int) -> range:
+        """Positions in the epoch's global order of this rank's share of batch `batch`."""
+        start = batch * self.batch_size + self.rank * self.local_batch
+        return range(start, start + self.local_batch)
 
     def _balanced(self, gen: torch.Generator) -> torch.Tensor:
         # Classes are visited in random order, pass after pass; each visit contributes a chunk
@@ -101,6 +119,17 @@ class EpochBatchSampler(Sampler[list[int]]):
         self.seed, self.epoch = state["seed"], state["epoch"]
 
 
+def _check_world(batch_size: int, m: int, world_size: int) -> None:
+    """The global batch must split evenly over the ranks (into whole classes when balanced)."""
+    share = batch_size // world_size
+    if batch_size % world_size or (m and share % m):
+        unit = f"{world_size * m} ({world_size} x trainer.samples_per_class={m})" if m else ""
+        raise DmlError(
+            f"trainer.batch_size={batch_size} (the global batch) cannot be split over "
+            f"{world_size} processes: expected a multiple of {unit or world_size}"
+        )
+
+
 def augment_seed(seed: int, epoch: int, position: int) -> int:
     """The augmentation seed of the sample drawn at `position` of `epoch`'s order."""
     return int(np.random.SeedSequence([seed, epoch, position]).generate_state(1)[0])
@@ -122,5 +151,5 @@ class SeededBatches(Sampler[list[tuple[int, int]]]):
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         b = self.batches
         for i, batch in enumerate(b):
-            start = i * b.batch_size
-            yield [(j, augment_seed(b.seed, b.epoch, start + k)) for k, j in enumerate(batch)]
+            pos = b.positions(i)
+            yield [(j, augment_seed(b.seed, b.epoch, p)) for p, j in zip(pos, batch)]

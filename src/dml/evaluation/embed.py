@@ -40,17 +40,3 @@ def compute_embeddings(
         labels.append(torch.as_tensor(targets))
     model.train(was_training)
     return torch.cat(feats).numpy(), torch.cat(labels).numpy()
-
-
-def retrieval_metrics(
-    embeddings: np.ndarray, labels: np.ndarray, ks: list[int], with_map: bool = True
-) -> dict[str, float]:
-    """Recall@K (fractions) and, optionally, MAP@R of a query=gallery set."""
-    from dml.evaluation.recall import map_at_r, recall_at_k
-
-    n = len(labels)
-    usable = [k for k in ks if k <= n - 1]
-    metrics = {f"R@{k}": v for k, v in recall_at_k(embeddings, labels, ks=tuple(usable)).items()}
-    if with_map:
-        metrics["MAP@R"] = map_at_r(embeddings, labels)
-    return metrics

@@ -1,8 +1,14 @@
-"""Retrieval metrics on embeddings: Recall@K (exact faiss search) and MAP@R (via PML)."""
+"""Retrieval metrics on embeddings: Recall@K and MAP@R from one exact faiss kNN search.
+
+Every metric reads the same neighbour lists: one search of the largest k any metric needs
+(max(ks) for Recall@K, the largest class size minus one for MAP@R), run in query blocks so
+memory stays O(block * k). pytorch-metric-learning's AccuracyCalculator is the reference the
+tests compare against; it is not called here because it would search a second time.
+"""
 
 from __future__ import annotations
 
-import logging
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -96,52 +102,102 @@ def _drop_self(indices: np.ndarray, first_query: int) -> np.ndarray:
     return indices[~is_self].reshape(indices.shape[0], indices.shape[1] - 1)
 
 
-def _first_hit_ranks(emb: np.ndarray, labels: np.ndarray, k_max: int) -> np.ndarray:
-    """Per query, the 0-based rank of the first same-label neighbour, or k_max if none."""
+def _gpu_count() -> int:
+    """Number of GPUs faiss can use (0 with faiss-cpu)."""
+    return faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+
+
+# faiss-gpu's brute-force search returns at most this many neighbours per query.
+_GPU_MAX_K = 2048
+
+
+def _flat_ip_index(emb: np.ndarray, k: int) -> faiss.Index:
+    """Exact inner-product index over emb, on GPU when faiss-gpu sees one and k allows."""
     index = faiss.IndexFlatIP(emb.shape[1])
+    if _gpu_count() > 0 and k <= _GPU_MAX_K:
+        index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
     index.add(emb)
-    ranks = np.empty(emb.shape[0], dtype=np.int64)
+    return index
+
+
+# faiss tiles a flat search into (queries x database) products of 4096 x 1024 by default;
+# 4096 x 4096 tiles (64 MiB) ran the 20k x 20k x 512 search 9-16% faster here.
+_BLAS_DATABASE_BS = 4096
+
+
+@contextlib.contextmanager
+def _blas_tiles():
+    """Larger faiss BLAS tiles for the duration of a search (faiss's setting is global)."""
+    before = faiss.cvar.distance_compute_blas_database_bs
+    faiss.cvar.distance_compute_blas_database_bs = max(before, _BLAS_DATABASE_BS)
+    try:
+        yield
+    finally:
+        faiss.cvar.distance_compute_blas_database_bs = before
+
+
+def _neighbour_blocks(emb: np.ndarray, k: int):
+    """Yield (first query, (rows, k) neighbour indices with self removed) per query block."""
+    index = _flat_ip_index(emb, k + 1)
     for start in range(0, emb.shape[0], _QUERY_CHUNK):
-        queries = emb[start : start + _QUERY_CHUNK]
-        _, nbrs = index.search(queries, k_max + 1)
-        nbrs = _drop_self(nbrs, start)
-        hits = labels[nbrs] == labels[start : start + len(queries), None]
-        ranks[start : start + len(queries)] = np.where(hits.any(axis=1), hits.argmax(axis=1), k_max)
-    return ranks
+        with _blas_tiles():
+            _, nbrs = index.search(emb[start : start + _QUERY_CHUNK], k + 1)
+        yield start, _drop_self(nbrs, start)
+
+
+def _average_precision_at_r(hits: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """AP@R per row: hits (rows, >= max r) ranked relevance, r the row's number of relevant."""
+    width = int(r.max()) if r.size else 0
+    ranks = np.arange(1, width + 1)
+    rel = hits[:, :width] & (ranks[None, :] <= r[:, None])
+    precision = np.cumsum(rel, axis=1) / ranks[None, :]
+    return (rel * precision).sum(axis=1) / np.maximum(r, 1)
+
+
+def _scores(emb: np.ndarray, lab: np.ndarray, ks: tuple[int, ...], with_map: bool) -> dict:
+    """Recall@k per k and (optionally) MAP@R, from one neighbour search."""
+    _, dense, counts = np.unique(lab, return_inverse=True, return_counts=True)
+    dense = dense.reshape(-1)
+    relevant = counts[dense] - 1  # R: the query's other same-label items
+    if with_map and relevant.max() < 1:
+        raise ValueError("MAP@R is undefined: every label occurs only once")
+    k_max = max(max(ks, default=0), int(relevant.max()) if with_map else 0)
+    first_hit = np.empty(emb.shape[0], dtype=np.int64)
+    ap = np.zeros(emb.shape[0])
+    for start, nbrs in _neighbour_blocks(_l2_normalise(emb), k_max):
+        rows = slice(start, start + nbrs.shape[0])
+        hits = dense[nbrs] == dense[rows, None]
+        found = hits.any(axis=1)
+        first_hit[rows] = np.where(found, hits.argmax(axis=1), k_max)
+        if with_map:
+            ap[rows] = _average_precision_at_r(hits, relevant[rows])
+    out: dict = {k: float(np.mean(first_hit < k)) for k in ks}
+    if with_map:
+        # Queries with no other member of their class are left out, as in PML.
+        out["MAP@R"] = float(ap[relevant > 0].mean())
+    return out
 
 
 def recall_at_k(embeddings: Any, labels: Any, ks: Sequence[int] = (1, 2, 4, 8)) -> dict[int, float]:
     """Recall@k for each k: fraction of queries with a same-label item among their k nearest."""
     emb = _check_embeddings(embeddings)
     lab = _check_labels(labels, emb.shape[0])
-    ks = _check_ks(ks, emb.shape[0])
-    ranks = _first_hit_ranks(_l2_normalise(emb), lab, max(ks))
-    return {k: float(np.mean(ranks < k)) for k in ks}
+    return _scores(emb, lab, _check_ks(ks, emb.shape[0]), with_map=False)
 
 
 def map_at_r(embeddings: Any, labels: Any) -> float:
-    """MAP@R over queries whose class has another member, computed by pytorch-metric-learning."""
-    # Imported lazily: PML pulls in sklearn and patches faiss, which recall_at_k does not need.
-    from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
-    from pytorch_metric_learning.utils.inference import FaissKNN
-
-    # its INFO lines ("running k-nn with k=...") would interleave with the epoch lines
-    logging.getLogger("PML").setLevel(logging.WARNING)
-
+    """MAP@R over queries whose class has another member (PML's definition, cosine similarity)."""
     emb = _check_embeddings(embeddings)
     lab = _check_labels(labels, emb.shape[0])
-    # PML casts labels to float32; dense ids keep large ints or strings exact.
-    _, dense, counts = np.unique(lab, return_inverse=True, return_counts=True)
-    if counts.max() < 2:
-        raise ValueError("MAP@R is undefined: every label occurs only once")
-    calc = AccuracyCalculator(
-        include=("mean_average_precision_at_r",),
-        k="max_bin_count",
-        device=torch.device("cpu"),
-        # Inner product on unit vectors is cosine similarity, matching recall_at_k.
-        knn_func=FaissKNN(reset_before=True, reset_after=True, index_init_fn=faiss.IndexFlatIP),
-    )
-    emb_t = torch.from_numpy(_l2_normalise(emb))
-    lab_t = torch.from_numpy(dense.reshape(-1).astype(np.int64))
-    acc = calc.get_accuracy(emb_t, lab_t, emb_t, lab_t, ref_includes_query=True)
-    return float(acc["mean_average_precision_at_r"])
+    return _scores(emb, lab, (), with_map=True)["MAP@R"]
+
+
+def retrieval_metrics(
+    embeddings: Any, labels: Any, ks: Sequence[int], with_map: bool = True
+) -> dict[str, float]:
+    """R@k (fractions; ks beyond n - 1 are skipped) and optionally MAP@R, from one search."""
+    emb = _check_embeddings(embeddings)
+    lab = _check_labels(labels, emb.shape[0])
+    usable = _check_ks([k for k in ks if k <= emb.shape[0] - 1], emb.shape[0])
+    scores = _scores(emb, lab, usable, with_map)
+    return {(f"R@{k}" if isinstance(k, int) else k): v for k, v in scores.items()}

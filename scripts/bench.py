@@ -1,0 +1,456 @@
+"""Side-by-side performance benchmark: evaluation, trainer overhead and the cost of AutoLR.
+
+    python scripts/bench.py [--quick] [--json bench.json] [--sections eval train autolr]
+
+* eval: Recall@1,2,4,8 + MAP@R over n random 512-d embeddings (100 classes): our
+  retrieval_metrics against the naive reference (n x n similarity and a Python loop over
+  queries, as the AutoLR reference code evaluates, each row fully sorted; run at
+  n = 20,000 at most, its matrix is n^2 floats), pytorch-metric-learning's
+  AccuracyCalculator with faiss (P@1 = R@1 and MAP@R, its closest built-in set) and the
+  limit, a bare blocked float32 product X[block] @ X.T.
+  Each is timed (best of --repeat) in its own subprocess, so its peak RSS is its own.
+* train: images/s of the Trainer (progress bar, logging and policy included) against a
+  minimal hand-written loop over the same model, loader, loss and optimizer, in alternating
+  rounds (the best round of each counts, so a background blip hits neither).
+* autolr: train.py runs of lr_policy=constant, step, autolr (rerun) and autolr with the
+  cheaper mode, over --seeds seeds: R@1 (test at the epoch chosen by eval.selection=val),
+  wall time and epoch passes; plus the snapshot + weight-variation cost as a share of a trial.
+  --quick runs them on the twin at 32 px (same recipe), full mode on the default twin.
+
+Full mode evaluates at n = 60,000 (and 20,000 for the naive reference). Writes the JSON
+(--json) and prints a Markdown table of every measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SECTIONS = ("eval", "train", "autolr")
+EVAL_METHODS = ("ours", "gemm", "naive", "pml")
+NAIVE_N = 20000
+KS = (1, 2, 4, 8)
+DIM, CLASSES = 512, 100
+# the quick twin: the default recipe on 32 px images, so a clean clone (pre-training
+# included) fits in 10 minutes
+QUICK_TWIN = ["dataset.image_size=32", "dataset.generated_size=32"]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="n = 20,000 and the 32 px twin")
+    parser.add_argument("--json", type=Path, default=None, help="where to write the results")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument("--seeds", type=int, default=1, help="seeds per policy (autolr)")
+    parser.add_argument("--repeat", type=int, default=2, help="timings per eval method")
+    parser.add_argument("--cheap-mode", default="probe", choices=("probe", "online"))
+    parser.add_argument("--out", type=Path, default=None, help="run folders (autolr)")
+    parser.add_argument("--eval-n", type=int, default=None, help="n instead of 20k / 60k")
+    parser.add_argument("--worker", nargs=2, metavar=("METHOD", "N"), help=argparse.SUPPRESS)
+    parser.add_argument("overrides", nargs="*", help="train.py overrides (train, autolr)")
+    args = parser.parse_args(argv)
+    if args.seeds < 1 or args.repeat < 1:
+        parser.error(f"--seeds and --repeat must be at least 1, got {args.seeds}, {args.repeat}")
+    return args
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process so far, in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # macOS: bytes
+
+
+# -- eval ------------------------------------------------------------------------------
+def random_embeddings(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """n random 512-d float32 embeddings with labels from 100 classes."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, DIM), dtype=np.float32), rng.integers(0, CLASSES, n)
+
+
+def bare_product(emb: np.ndarray) -> dict:
+    """The limit: every block of queries times every item, nothing else."""
+    x = torch.from_numpy(emb)
+    for start in range(0, len(x), 8192):
+        x[start : start + 8192] @ x.T
+    return {}
+
+
+def naive_metrics(emb: np.ndarray, labels: np.ndarray) -> dict:
+    """n x n cosine similarities, then a Python loop sorting each query's row.
+
+    The AutoLR reference code evaluates with the whole matrix and a loop over queries; the
+    per-row full argsort is that of the Recall_at_ks helper many DML codebases share.
+    """
+    x = torch.nn.functional.normalize(torch.from_numpy(emb), dim=1)
+    sims = (x @ x.T).numpy()
+    np.fill_diagonal(sims, -np.inf)
+    counts = np.bincount(labels)
+    hits_at = dict.fromkeys(KS, 0)
+    aps = []
+    for i in range(len(sims)):
+        order = np.argsort(-sims[i])[:-1]  # the query itself (at -inf) sorts last
+        rel = labels[order] == labels[i]
+        for k in KS:
+            hits_at[k] += bool(rel[:k].any())
+        r = int(counts[labels[i]]) - 1
+        if r > 0:
+            prec = np.cumsum(rel[:r]) / np.arange(1, r + 1)
+            aps.append(float((prec * rel[:r]).sum()) / r)
+    return {**{f"R@{k}": hits_at[k] / len(sims) for k in KS}, "MAP@R": float(np.mean(aps))}
+
+
+def pml_metrics(emb: np.ndarray, labels: np.ndarray) -> dict:
+    """pytorch-metric-learning's AccuracyCalculator with an exact faiss inner-product index.
+
+    PML leaves queries with no other member of their class out of P@1 (our R@1 counts them
+    as misses); at the benchmark's sizes every class has dozens of members.
+    """
+    import faiss
+    from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
+    from pytorch_metric_learning.utils.inference import FaissKNN
+
+    x = torch.nn.functional.normalize(torch.from_numpy(emb), dim=1)
+    calc = AccuracyCalculator(
+        include=("precision_at_1", "mean_average_precision_at_r"),
+        k="max_bin_count",
+        device=torch.device("cpu"),
+        knn_func=FaissKNN(reset_before=True, reset_after=True, index_init_fn=faiss.IndexFlatIP),
+    )
+    acc = calc.get_accuracy(x, torch.from_numpy(labels))
+    return {"R@1": acc["precision_at_1"], "MAP@R": acc["mean_average_precision_at_r"]}
+
+
+def eval_worker(method: str, n: int, repeat: int) -> dict:
+    """Time one evaluation method at n (best of repeat); runs in its own process."""
+    from dml.evaluation import retrieval_metrics
+
+    emb, labels = random_embeddings(n)
+    run = {
+        "ours": lambda: retrieval_metrics(emb, labels, KS),
+        "gemm": lambda: bare_product(emb),
+        "naive": lambda: naive_metrics(emb, labels),
+        "pml": lambda: pml_metrics(emb, labels),
+    }[method]
+    data_mib = peak_rss_mib()
+    times, metrics = [], {}
+    for _ in range(repeat):
+        start = time.perf_counter()
+        metrics = run()
+        times.append(time.perf_counter() - start)
+    return {
+        "method": method,
+        "n": n,
+        "seconds": min(times),
+        "peak_mib": peak_rss_mib(),
+        "data_mib": data_mib,
+        "metrics": {k: round(float(v), 6) for k, v in metrics.items()},
+    }
+
+
+def run_worker(method: str, n: int, repeat: int) -> dict:
+    """eval_worker in a fresh subprocess (so peak memory is that method's alone)."""
+    cmd = [sys.executable, __file__, "--worker", method, str(n), "--repeat", str(repeat)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"error: eval worker {method} n={n} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def bench_eval(n: int, repeat: int, naive_n: int = NAIVE_N) -> dict:
+    """Every eval method at n, and the naive reference (with ours) at naive_n."""
+    plan = [(m, n) for m in ("ours", "gemm", "pml")]
+    plan += [("naive", naive_n)] + ([("ours", naive_n)] if n != naive_n else [])
+    rows = []
+    for method, size in plan:
+        print(f"[bench] eval {method} n={size}", flush=True)
+        rows.append(run_worker(method, size, repeat))
+    at = {(r["method"], r["n"]): r for r in rows}
+    ours = at["ours", n]
+    return {
+        "n": n,
+        "rows": rows,
+        "seconds": ours["seconds"],
+        "ratio_to_gemm": ours["seconds"] / at["gemm", n]["seconds"],
+        "naive_n": naive_n,
+        "speedup_vs_naive": at["naive", naive_n]["seconds"] / at["ours", naive_n]["seconds"],
+        "speedup_vs_pml": at["pml", n]["seconds"] / ours["seconds"],
+        "peak_mib": ours["peak_mib"],
+    }
+
+
+# -- train -----------------------------------------------------------------------------
+def compose_cfg(overrides: list[str]):
+    """The train config with these overrides, as train.py would compose it."""
+    from hydra import compose, initialize_config_dir
+
+    import dml.config  # noqa: F401  (registers the config schemas)
+    from dml.cli import quote_numeric_choices
+
+    with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
+        return compose("train", overrides=quote_numeric_choices(overrides))
+
+
+def build_trainer(cfg, run_dir: Path):
+    """A Trainer as dml.run builds it (no pre-trained weights: speed does not depend on them)."""
+    from dml.logging.tensorboard import ScalarLogger
+    from dml.policies import build_policy
+    from dml.run import build_parts
+    from dml.training.loop import Trainer, TrainerParts
+
+    p = build_parts(cfg, pretrained=False)
+    parts = TrainerParts(
+        p.model,
+        p.loss,
+        p.optimizer,
+        p.infos,
+        build_policy(cfg),
+        p.train_loader,
+        p.sampler,
+        p.device,
+    )
+    logger = ScalarLogger(run_dir, cfg.logger.tensorboard)
+    return Trainer(
+        parts,
+        cfg.trainer.epochs,
+        logger,
+        lambda epoch: {},
+        run_dir,
+        log_every=cfg.trainer.log_every,
+        max_steps=cfg.trainer.max_steps_per_epoch,
+    )
+
+
+def plain_loop(parts, steps: int) -> None:
+    """The minimal loop: forward, loss, backward, step; nothing else."""
+    parts.model.train()
+    for images, labels in islice(iter(parts.loader), steps):
+        loss = parts.loss(parts.model(images.to(parts.device)), labels.to(parts.device))
+        parts.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        parts.optimizer.step()
+
+
+def bench_train(quick: bool, overrides: list[str], rounds: int | None = None) -> dict:
+    """Images/s of the Trainer and of the plain loop on the twin, in alternating rounds."""
+    steps = 10 if quick else 30
+    rounds = rounds or (3 if quick else 4)
+    cfg = compose_cfg(["lr_policy=constant", *overrides, f"trainer.max_steps_per_epoch={steps}"])
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = build_trainer(cfg, Path(tmp))
+        batch = cfg.trainer.batch_size
+        timed = {"trainer": [], "plain": []}
+        runs = {
+            "trainer": lambda: trainer.train_epoch(0, 0),
+            "plain": lambda: plain_loop(trainer.p, steps),
+        }
+        for r in range(rounds + 1):  # round 0 warms both up and is not counted
+            for name, run in runs.items():
+                start = time.perf_counter()
+                run()
+                if r:
+                    timed[name].append(time.perf_counter() - start)
+        trainer.logger.close()
+    best = {name: min(t) for name, t in timed.items()}
+    return {
+        "steps": steps,
+        "rounds": rounds,
+        "batch_size": batch,
+        "trainer_images_per_s": steps * batch / best["trainer"],
+        "plain_images_per_s": steps * batch / best["plain"],
+        "overhead_fraction": best["trainer"] / best["plain"] - 1,
+    }
+
+
+# -- autolr ----------------------------------------------------------------------------
+def policy_runs(cheap_mode: str, epochs: int) -> dict[str, list[str]]:
+    """Policy name -> train.py overrides (step and AutoLR drop at 3/4 of the epochs)."""
+    drop = max(1, round(0.75 * epochs))
+    autolr = ["lr_policy=autolr", f"autolr.drop_epoch={drop}"]
+    return {
+        "constant": ["lr_policy=constant"],
+        "step": ["lr_policy=step", f"lr_policy.drop_epoch={drop}"],
+        "autolr_rerun": [*autolr, "autolr.mode=rerun"],
+        f"autolr_{cheap_mode}": [*autolr, f"autolr.mode={cheap_mode}"],
+    }
+
+
+def run_summary(results: dict) -> dict:
+    """R@1 (points, selected epoch), wall time and AutoLR passes/agreement of one run."""
+    epochs = results["autolr"]["epochs"] if "autolr" in results else []
+    n_epochs = len(results["history"])
+    passes = sum(e["passes"] for e in epochs) if epochs else float(n_epochs)
+    agree = [e["full_score"] >= e["threshold"] for e in epochs]
+    return {
+        "R@1": 100 * results["selection"]["test"]["R@1"],
+        "wall_s": results["wall_time_s"],
+        "passes_per_epoch": passes / n_epochs,
+        "agreement": float(np.mean(agree)) if agree else None,
+    }
+
+
+def snapshot_share(overrides: list[str]) -> dict:
+    """Snapshot + weight-variation time over the time of one whole trial, on this twin."""
+    from dml.autolr.variation import snapshot_main_path, weight_variation
+
+    cfg = compose_cfg(["lr_policy=autolr", *overrides])
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = build_trainer(cfg, Path(tmp))
+        backbone = trainer.p.model.backbone
+        start = time.perf_counter()
+        token, main = trainer.snapshot(), snapshot_main_path(backbone)
+        snap = time.perf_counter() - start
+        trainer.p.policy.begin_epoch(0)
+        start = time.perf_counter()
+        trainer.train_epoch(0, 0)
+        trial = time.perf_counter() - start
+        start = time.perf_counter()
+        weight_variation(backbone, main)
+        trainer.restore(token)
+        var = time.perf_counter() - start
+        trainer.logger.close()
+    return {"snapshot_s": snap, "variation_restore_s": var, "trial_s": trial}
+
+
+def bench_autolr(quick: bool, seeds: int, cheap_mode: str, out: Path, overrides: list[str]) -> dict:
+    """Constant, step, AutoLR rerun and the cheaper mode over seeds; costs and R@1."""
+    from dml.launch import run_train
+    from dml.logging.runs import mean_std
+
+    twin = [*(QUICK_TWIN if quick else []), *overrides]
+    epochs = compose_cfg(twin).trainer.epochs
+    per_policy = {}
+    for name, args in policy_runs(cheap_mode, epochs).items():
+        runs = [
+            run_summary(run_train(f"{name}_seed{s}", [*args, *twin, f"seed={s}"], out, "bench"))
+            for s in range(seeds)
+        ]
+        r1 = [r["R@1"] for r in runs]
+        per_policy[name] = {
+            "R@1_mean": mean_std(r1)[0],
+            "R@1_std": mean_std(r1)[1],
+            "wall_s": statistics.mean(r["wall_s"] for r in runs),
+            "passes_per_epoch": statistics.mean(r["passes_per_epoch"] for r in runs),
+            "agreement": _mean_or_none([r["agreement"] for r in runs]),
+            "runs": runs,
+        }
+    share = snapshot_share(twin)
+    rerun, cheap = per_policy["autolr_rerun"], per_policy[f"autolr_{cheap_mode}"]
+    return {
+        "epochs": epochs,
+        "seeds": seeds,
+        "twin": twin,
+        "cheap_mode": cheap_mode,
+        "policies": per_policy,
+        "retry_passes_per_epoch": rerun["passes_per_epoch"],
+        "cheap_passes_per_epoch": cheap["passes_per_epoch"],
+        "retry_agreement": rerun["agreement"],
+        "cheap_agreement": cheap["agreement"],
+        "snapshot_share": (share["snapshot_s"] + share["variation_restore_s"]) / share["trial_s"],
+        "snapshot_timing": share,
+    }
+
+
+def _mean_or_none(values: list[float | None]) -> float | None:
+    """Mean of the values that exist."""
+    present = [v for v in values if v is not None]
+    return float(np.mean(present)) if present else None
+
+
+# -- report ----------------------------------------------------------------------------
+def markdown(report: dict) -> str:
+    """The measurements as Markdown tables."""
+    lines = []
+    if "eval" in report:
+        e = report["eval"]
+        lines += ["| eval | n | seconds | peak MiB | R@1 | MAP@R |", "|---|---|---|---|---|---|"]
+        for r in e["rows"]:
+            m = r["metrics"]
+            r1 = f"{100 * m['R@1']:.2f}" if "R@1" in m else "-"
+            mapr = f"{100 * m['MAP@R']:.2f}" if "MAP@R" in m else "-"
+            lines.append(
+                f"| {r['method']} | {r['n']} | {r['seconds']:.2f} | {r['peak_mib']:.0f} "
+                f"| {r1} | {mapr} |"
+            )
+        lines += [
+            "",
+            f"ours / bare product {e['ratio_to_gemm']:.2f}x at n={e['n']}; "
+            f"{e['speedup_vs_naive']:.1f}x faster than naive at n={e['naive_n']}; "
+            f"{e['speedup_vs_pml']:.1f}x faster than PML; peak {e['peak_mib']:.0f} MiB",
+            "",
+        ]
+    if "train" in report:
+        t = report["train"]
+        lines += [
+            f"train: trainer {t['trainer_images_per_s']:.1f} images/s, plain loop "
+            f"{t['plain_images_per_s']:.1f} images/s, overhead {100 * t['overhead_fraction']:.1f}%",
+            "",
+        ]
+    if "autolr" in report:
+        a = report["autolr"]
+        lines += [
+            f"autolr ({a['seeds']} seed(s), {a['epochs']} epochs, twin {a['twin'] or 'default'}):",
+            "",
+            "| policy | R@1 (val-selected) | wall s | passes/epoch | agreement |",
+            "|---|---|---|---|---|",
+        ]
+        for name, p in a["policies"].items():
+            agree = "-" if p["agreement"] is None else f"{p['agreement']:.2f}"
+            lines.append(
+                f"| {name} | {p['R@1_mean']:.2f} ± {p['R@1_std']:.2f} | {p['wall_s']:.0f} "
+                f"| {p['passes_per_epoch']:.2f} | {agree} |"
+            )
+        lines += ["", f"snapshot + variation: {100 * a['snapshot_share']:.2f}% of a trial"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen sections, write the JSON and print the tables."""
+    args = parse_args(argv)
+    if args.worker:
+        print(json.dumps(eval_worker(args.worker[0], int(args.worker[1]), args.repeat)))
+        return 0
+    os.chdir(ROOT)  # the runs' configs hold data paths relative to the project root
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    out = (args.out or ROOT / "outputs" / "bench" / stamp).resolve()
+    start = time.time()
+    report: dict = {"quick": args.quick, "machine": {"cores": _cores(), "torch": torch.__version__}}
+    if "eval" in args.sections:
+        n = args.eval_n or (NAIVE_N if args.quick else 60000)
+        report["eval"] = bench_eval(n, args.repeat, min(n, NAIVE_N))
+    if "train" in args.sections:
+        print("[bench] train", flush=True)
+        report["train"] = bench_train(args.quick, args.overrides)
+    if "autolr" in args.sections:
+        report["autolr"] = bench_autolr(
+            args.quick, args.seeds, args.cheap_mode, out, args.overrides
+        )
+    report["wall_time_s"] = round(time.time() - start, 1)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(markdown(report))
+    print(f"total {report['wall_time_s']:.0f} s")
+    return 0
+
+
+def _cores() -> int:
+    """Cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

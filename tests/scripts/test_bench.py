@@ -1,0 +1,111 @@
+"""scripts/bench.py: references that compute the same metrics, summaries worked out by hand."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.scripts.loader import load_script
+from tests.test_train import TINY
+
+bench = load_script("bench")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_references_compute_the_same_metrics_as_ours():
+    """Bug: a naive or PML reference scoring something else, so its speed-up compares apples
+    with pears (e.g. the query itself counted as its own neighbour)."""
+    # n = 2000: every class has other members, so PML's rule of leaving out lone queries
+    # (which our Recall@K counts as misses) changes nothing
+    assert bench.np.bincount(bench.random_embeddings(2000)[1]).min() >= 2
+    ours = bench.eval_worker("ours", 2000, 1)["metrics"]
+    naive = bench.eval_worker("naive", 2000, 1)["metrics"]
+    pml = bench.eval_worker("pml", 2000, 1)["metrics"]
+    assert naive == pytest.approx(ours, abs=1e-6)
+    assert pml == pytest.approx({"R@1": ours["R@1"], "MAP@R": ours["MAP@R"]}, abs=1e-6)
+    assert 0 < ours["R@8"] < 1
+
+
+def test_eval_section_ratios_come_from_the_right_rows(tmp_path):
+    """Bug: a ratio taken against another method's or another n's timing."""
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "scripts/bench.py", "--sections", "eval", "--eval-n", "600"]
+    proc = subprocess.run(
+        [*cmd, "--repeat", "1", "--json", str(out)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    e = report["eval"]
+    rows = {(r["method"], r["n"]): r for r in e["rows"]}
+    assert set(rows) == {("ours", 600), ("gemm", 600), ("pml", 600), ("naive", 600)}
+    assert e["n"] == 600 and e["peak_mib"] == rows["ours", 600]["peak_mib"]
+    assert e["ratio_to_gemm"] == rows["ours", 600]["seconds"] / rows["gemm", 600]["seconds"]
+    assert e["speedup_vs_naive"] == rows["naive", 600]["seconds"] / rows["ours", 600]["seconds"]
+    assert e["speedup_vs_pml"] == rows["pml", 600]["seconds"] / rows["ours", 600]["seconds"]
+    assert report["machine"]["cores"] == len(os.sched_getaffinity(0))
+    assert "ours / bare product" in proc.stdout
+
+
+def _results(passes, full_scores, thresholds, r1=0.8):
+    epochs = [
+        {"passes": p, "full_score": f, "threshold": t}
+        for p, f, t in zip(passes, full_scores, thresholds)
+    ]
+    return {
+        "history": [{}] * len(passes),
+        "autolr": {"epochs": epochs},
+        "selection": {"test": {"R@1": r1}},
+        "wall_time_s": 12.5,
+    }
+
+
+def test_run_summary_by_hand():
+    """Bug: passes counted as trials (a 20% probe costs 0.2, not 1), or agreement read from
+    the probe's predicted score instead of the full epoch's."""
+    got = bench.run_summary(_results([2.0, 1.2, 1.0], [1.0, 0.9, 0.8], [0.94, 0.93, 0.92]))
+    assert got == {
+        "R@1": pytest.approx(80.0),
+        "wall_s": 12.5,
+        "passes_per_epoch": pytest.approx(4.2 / 3),
+        "agreement": pytest.approx(1 / 3),
+    }
+    single = {"history": [{}] * 4, "selection": {"test": {"R@1": 0.5}}, "wall_time_s": 3.0}
+    assert bench.run_summary(single) == {
+        "R@1": 50.0,
+        "wall_s": 3.0,
+        "passes_per_epoch": 1.0,
+        "agreement": None,
+    }
+
+
+def test_policy_runs_drop_together():
+    """Bug: step and AutoLR dropping their LRs at different epochs (an unfair comparison)."""
+    runs = bench.policy_runs("probe", 10)
+    assert runs["step"] == ["lr_policy=step", "lr_policy.drop_epoch=8"]
+    assert runs["autolr_rerun"] == ["lr_policy=autolr", "autolr.drop_epoch=8", "autolr.mode=rerun"]
+    assert runs["autolr_probe"][-1] == "autolr.mode=probe"
+    assert list(runs) == ["constant", "step", "autolr_rerun", "autolr_probe"]
+
+
+def test_plain_loop_runs_as_many_steps_as_the_trainer(tmp_path):
+    """Bug: the hand-written loop doing fewer steps than the trainer, flattering the overhead."""
+    cfg = bench.compose_cfg(
+        [*TINY, f"data_dir={tmp_path}", "lr_policy=constant", "dataset.images_per_class=12"]
+    )
+    trainer = bench.build_trainer(cfg, tmp_path / "run")
+    calls = []
+    step = trainer.p.optimizer.step
+    trainer.p.optimizer.step = lambda *a, **k: calls.append(1) or step(*a, **k)
+    trainer.train_epoch(0, 0)
+    steps = len(calls)
+    assert steps == trainer.steps >= 1
+    before = [p.detach().clone() for p in trainer.p.model.parameters()]
+    bench.plain_loop(trainer.p, trainer.steps)
+    assert len(calls) == 2 * steps
+    assert any(not b.equal(p) for b, p in zip(before, trainer.p.model.parameters()))
+    trainer.logger.close()
