@@ -1,8 +1,11 @@
 """Train and evaluate a retrieval model: `python train.py [group=option ...] [key=value ...]`.
 
 `python train.py resume=<run dir>` continues a stopped run in its folder, with its config.
+A job that submitit re-queues after pre-emption or a time-out (Slurm sweeps) finds its own
+checkpoint in its folder and continues from it the same way.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -29,12 +32,23 @@ def main(cfg: DictConfig) -> float:
     overrides = list(hc.overrides.task)
     if cfg.resume:
         code = resume(Path(cfg.resume), overrides)
+    elif requeued(out):
+        code = resume(out, [])  # its config is the checkpoint's; the overrides made it
     else:
         settle_pruning(cfg, overrides)
         code = run(cfg, out)
     if code and hc.mode != RunMode.MULTIRUN:
         sys.exit(code)  # a multirun goes on with the other jobs; results.json says what failed
     return objective(out)
+
+
+def requeued(out: Path) -> bool:
+    """A submitit job started again (pre-empted, timed out) whose folder holds its checkpoint."""
+    from dml.launch import results_status
+
+    stopped = results_status(out / "results.json") not in (None, "completed")
+    checkpoint = (out / "checkpoints" / "last.pt").is_file()
+    return bool(os.environ.get("SUBMITIT_EXECUTOR")) and stopped and checkpoint
 
 
 def resume(run_dir: Path, overrides: list[str]) -> int:

@@ -231,6 +231,8 @@ def build_trainer(cfg, run_dir: Path):
         run_dir,
         log_every=cfg.trainer.log_every,
         max_steps=cfg.trainer.max_steps_per_epoch,
+        precision=cfg.trainer.precision,
+        channels_last=cfg.trainer.channels_last,
     )
 
 

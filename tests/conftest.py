@@ -65,9 +65,16 @@ def tiny_backbone(width: int = 8, units: int = 4) -> Backbone:
 
 
 def tiny_trainer(
-    policy, tmp_path: Path, epochs: int = 1, seed: int = 0, n: int = 64, classes: int = 4
+    policy,
+    tmp_path: Path,
+    epochs: int = 1,
+    seed: int = 0,
+    n: int = 64,
+    classes: int = 4,
+    **options,
 ) -> Trainer:
-    """A Trainer over random 8x8 images with a softmax loss and the given LR policy."""
+    """A Trainer over random 8x8 images with a softmax loss and the given LR policy;
+    options: further Trainer keywords (precision, channels_last)."""
     torch.manual_seed(seed)
     model = EmbeddingNet(tiny_backbone(), embedding_dim=8)
     loss = SoftmaxLoss(classes, 8)
@@ -76,12 +83,14 @@ def tiny_trainer(
     x += y.view(-1, 1, 1, 1).float() * 0.5  # a learnable signal so the loss moves
     sampler = EpochBatchSampler(y.tolist(), batch_size=16, seed=seed)
     loader = DataLoader(TensorDataset(x, y), batch_sampler=sampler)
-    return trainer_over(model, loss, loader, sampler, policy, tmp_path, epochs)
+    return trainer_over(model, loss, loader, sampler, policy, tmp_path, epochs, **options)
 
 
-def trainer_over(model, loss, loader, sampler, policy, tmp_path: Path, epochs: int) -> Trainer:
+def trainer_over(
+    model, loss, loader, sampler, policy, tmp_path: Path, epochs: int, **options
+) -> Trainer:
     """A CPU Trainer of model and loss over loader: SGD (momentum 0.9, Nesterov) at 0.05 for
-    every group, no evaluation, no logging, no checkpoints."""
+    every group, no evaluation, no logging, no checkpoints; options: further Trainer keywords."""
     groups, infos = build_param_groups(model, loss, lr=0.05, head_lr=0.05)
     optimizer = build_optimizer(compose_cfg(["optimizer=sgd"]).optimizer, groups)
     parts = TrainerParts(
@@ -95,4 +104,5 @@ def trainer_over(model, loss, loader, sampler, policy, tmp_path: Path, epochs: i
         run_dir=tmp_path,
         progress=False,
         save_checkpoints=False,
+        **options,
     )

@@ -85,6 +85,11 @@ BAD = [
         "dataset.images_per_class=1",
         "dataset.images_per_class=1 is out of range: expected an integer >= 2",
     ),
+    ("dataset.cache=disk", "dataset.cache=disk is out of range: expected none or ram"),
+    (
+        "trainer.precision=fp8",
+        "trainer.precision=fp8 is out of range: expected fp32, bf16 or fp16",
+    ),
     ("model.embedding_dim=0", "model.embedding_dim=0 is out of range: expected an integer >= 1"),
     ("model.pooling=mean", "model.pooling=mean is out of range: expected avg, max or avgmax"),
     ("eval.ks=[1,0]", "eval.ks=[1, 0] is out of range: expected integers >= 1"),

@@ -29,6 +29,7 @@ class DatasetConfig:
     crop_scale: list[float] = field(default_factory=lambda: [0.08, 1.0])  # RandomResizedCrop
     color_jitter: float = 0.0
     num_workers: int | None = None  # null: one per core but one (at most 8; 0 on 1-2 cores)
+    cache: str = "none"  # none | ram (each image decoded and resized once, kept as uint8)
 
 
 @dataclass
@@ -165,6 +166,9 @@ class TrainerConfig:
     save_epoch_weights: bool = False  # weights/first_trial.pt and weights/epoch_<E>.pt (CAM)
     freeze: list[str] = field(default_factory=list)
     warmup_epochs: int = 0  # first epochs train only the head and the loss's parameters
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast forward and loss; fp16 scales grads)
+    channels_last: bool = False  # model and batches in channels_last memory format
+    cudnn_benchmark: bool = True  # CUDA: cuDNN picks the fastest convolution per shape
 
 
 @dataclass

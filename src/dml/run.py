@@ -28,6 +28,7 @@ from dml.data import (
     load_classification_data,
     load_retrieval_data,
 )
+from dml.data.cache import cache_in_ram
 from dml.data.sampler import EpochBatchSampler, SeededBatches
 from dml.data.transforms import describe_eval, eval_transform, train_transform
 from dml.errors import DivergedError, DmlError, InfeasibleError
@@ -67,6 +68,12 @@ def pick_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise DmlError(f"trainer.device={name} but CUDA is not available: use auto or cpu")
     return torch.device(name)
+
+
+def set_cudnn_benchmark(device: torch.device, benchmark: bool) -> None:
+    """trainer.cudnn_benchmark: cuDNN times its convolution algorithms per shape (CUDA only)."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = benchmark
 
 
 def count_params(module: torch.nn.Module) -> int:
@@ -133,26 +140,58 @@ def loader_workers(requested: int | None) -> int:
     return min(requested, cores)
 
 
-def make_loaders(cfg: DictConfig, data: RetrievalData, val: Split | None = None):
+def make_loaders(
+    cfg: DictConfig,
+    data: RetrievalData,
+    val: Split | None = None,
+    device: torch.device | None = None,
+):
     """Training loader (epoch-seeded batches) and evaluation loaders: {"test", "val"?}."""
-    train = ImageListDataset(data.train, train_transform(cfg.dataset))
+    device = device or pick_device(cfg.trainer.device)
+    workers = loader_workers(cfg.dataset.num_workers)
+    train = image_dataset(cfg, data.train, train_transform(cfg.dataset), workers, "train")
     sampler = EpochBatchSampler(
         train.targets, cfg.trainer.batch_size, cfg.trainer.samples_per_class, cfg.seed
     )
-    workers = loader_workers(cfg.dataset.num_workers)
-    train_loader = DataLoader(train, batch_sampler=SeededBatches(sampler), num_workers=workers)
+    options = loader_options(workers, device, cfg.seed)
+    train_loader = DataLoader(train, batch_sampler=SeededBatches(sampler), **options)
     evals = {"test": data.test} | ({"val": val} if val is not None else {})
     # classification scores test labels with the classifier's indices: the training mapping
     classes = train.class_to_index if cfg.task == "classification" else None
     eval_loaders = {
         name: DataLoader(
-            ImageListDataset(split, eval_transform(cfg.dataset), classes),
+            image_dataset(cfg, split, eval_transform(cfg.dataset), workers, name, classes),
             batch_size=cfg.eval.batch_size,
-            num_workers=workers,
+            **loader_options(workers, device, cfg.seed),
         )
         for name, split in evals.items()
     }
     return train, sampler, train_loader, eval_loaders
+
+
+def image_dataset(
+    cfg: DictConfig, split: Split, transform, workers: int, name: str, classes=None
+) -> ImageListDataset:
+    """A split's dataset; under dataset.cache=ram its images decoded into memory now."""
+    dataset = ImageListDataset(split, transform, classes)
+    if cfg.dataset.cache == "ram":
+        cache_in_ram(dataset, workers, cfg.logger.progress, f"{name} images")
+        mb = dataset.cache.nbytes / 2**20
+        tqdm.write(f"dataset.cache=ram: {len(split)} {name} images in {mb:.1f} MiB")
+    return dataset
+
+
+def loader_options(workers: int, device: torch.device, seed: int) -> dict:
+    """DataLoader keywords shared by the training and evaluation loaders."""
+    return {
+        "num_workers": workers,
+        "pin_memory": device.type == "cuda",  # page-locked batches copy to the GPU async
+        # workers live across epochs instead of being started again for every pass
+        "persistent_workers": workers > 0,
+        # a loader draws its workers' base seed at each new iterator; from the global RNG that
+        # would shift dropout by whether workers persist (the epoch's first trial or a re-run)
+        "generator": torch.Generator().manual_seed(seed),
+    }
 
 
 def split_data(cfg: DictConfig) -> tuple[RetrievalData, Split | None]:
@@ -201,6 +240,7 @@ def build_parts(cfg: DictConfig, pretrained: bool = True) -> RunParts:
     check_config(cfg)
     check_eval(cfg)
     device = pick_device(cfg.trainer.device)
+    set_cudnn_benchmark(device, cfg.trainer.cudnn_benchmark)
     data, val = split_data(cfg)
     check_data_counts(cfg, data.train.num_classes, len(data.train), len(data.test))
     held = ""
@@ -213,7 +253,7 @@ def build_parts(cfg: DictConfig, pretrained: bool = True) -> RunParts:
         f"({data.test.num_classes} classes); {describe_eval(cfg.dataset)}"
     )
     model = build_model(cfg, pretrained=pretrained).to(device)
-    train, sampler, train_loader, eval_loaders = make_loaders(cfg, data, val)
+    train, sampler, train_loader, eval_loaders = make_loaders(cfg, data, val, device)
     loss = build_loss(cfg.loss, len(train.class_to_index), cfg.model.embedding_dim).to(device)
     groups, infos = build_param_groups(
         model, loss, cfg.optimizer.lr, cfg.optimizer.head_lr, cfg.loss.lr_mult
@@ -278,6 +318,8 @@ def train_run(cfg: DictConfig, run_dir: Path, results: dict, state: dict | None 
         save_checkpoints=cfg.trainer.save_checkpoints,
         save_epoch_weights=cfg.trainer.save_epoch_weights,
         warmup_epochs=cfg.trainer.warmup_epochs,
+        precision=cfg.trainer.precision,
+        channels_last=cfg.trainer.channels_last,
         selection=cfg.eval.selection,
         metric=metric,
         extra_state={"config": results["config"], "initial": results["metrics"]["initial"]},

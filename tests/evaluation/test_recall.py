@@ -218,7 +218,7 @@ def test_map_at_r_uneven_classes_across_blocks_equals_pml(monkeypatch):
     sizes = [2, 3, 5, 9, 17, 30]
     labels = np.repeat(np.arange(len(sizes)), sizes)
     rng.shuffle(labels)
-    emb = (rng.normal(size=(len(sizes), 8))[labels] + 1.5 * rng.normal(size=(len(labels), 8)))
+    emb = rng.normal(size=(len(sizes), 8))[labels] + 1.5 * rng.normal(size=(len(labels), 8))
     emb = emb.astype(np.float32)
     monkeypatch.setattr(recall_mod, "_QUERY_CHUNK", 7)
     got = map_at_r(emb, labels)

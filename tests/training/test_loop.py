@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -26,10 +28,12 @@ class NaNAfter(nn.Module):
 
 
 def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path):
+    """Bug: a NaN loss training on, or ending the run with a checkpoint of NaN weights."""
     trainer = tiny_trainer(build_policy(compose_cfg(["lr_policy=constant"])), tmp_path, epochs=3)
     trainer.save = True
     trainer.p.loss = NaNAfter(trainer.p.loss, n=6)  # 4 steps per epoch: call 7 is epoch 1 step 2
-    with pytest.raises(DivergedError, match="epoch 1 step 2"):
+    # log_every 10: epoch 1 (global steps 4-7) has no log step, so the trial's end catches it
+    with pytest.raises(DivergedError, match="at epoch 1 by step 3;"):
         trainer.fit()
     ckpt = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
     assert ckpt["epoch"] == 0
@@ -144,3 +148,82 @@ def test_no_epoch_weights_unless_asked(tmp_path):
     trainer = tiny_trainer(build_policy(compose_cfg(["lr_policy=constant"])), tmp_path)
     trainer.fit()
     assert not (tmp_path / "checkpoints" / "weights").exists()
+
+
+def _constant_trainer(tmp_path, n: int = 64, log_every: int = 10):
+    trainer = tiny_trainer(build_policy(compose_cfg(["lr_policy=constant"])), tmp_path, n=n)
+    trainer.log_every = log_every
+    return trainer
+
+
+def test_losses_are_read_from_the_device_only_on_log_steps(tmp_path, monkeypatch):
+    """Bug: loss.item() every step (a host sync per step that stalls the GPU queue); only log
+    steps and the trial's end may read a value back."""
+    trainer = _constant_trainer(tmp_path, n=160, log_every=3)  # 10 steps per trial
+    calls = []
+    real_item = torch.Tensor.item
+
+    def counted(tensor):
+        # float values only: the DataLoader reads its int64 worker seed from a CPU generator
+        if tensor.is_floating_point():
+            calls.append(tuple(tensor.shape))
+        return real_item(tensor)
+
+    monkeypatch.setattr(torch.Tensor, "item", counted)
+    for trial in range(2):  # global steps 0-9 then 10-19: log steps 0,3,6,9 and 12,15,18
+        calls.clear()
+        loss = trainer.train_epoch(0, trial)
+        assert math.isfinite(loss)
+        assert len(calls) <= math.ceil(trainer.steps / trainer.log_every) + 1
+    assert len(calls) == 3 + 1  # the second trial: 3 log steps and the mean
+
+
+class Recorded(nn.Module):
+    """Wraps a loss and keeps each step's value (read after the step, as the old loop did)."""
+
+    def __init__(self, loss: nn.Module) -> None:
+        super().__init__()
+        self.loss, self.values = loss, []
+
+    def forward(self, emb, labels):
+        value = self.loss(emb, labels)
+        self.values.append(value.detach().clone())
+        return value
+
+
+def test_trial_loss_is_the_mean_of_the_steps_done(tmp_path):
+    """Bug: the device-side running sum changing the reported loss (float32 rounding of the
+    sum, a step counted twice or not at all, the sum not reset between trials)."""
+    trainer = _constant_trainer(tmp_path)
+    trainer.p.loss = Recorded(trainer.p.loss)
+    first = trainer.train_epoch(0, 0)
+    values = [v.item() for v in trainer.p.loss.values]
+    assert len(values) == 4 and first == sum(values) / 4  # the Python-float sum, exactly
+    trainer.p.loss.values.clear()
+    second = trainer.train_epoch(0, 1)
+    assert second == sum(v.item() for v in trainer.p.loss.values) / 4 and second != first
+
+
+def test_an_early_stopped_trial_averages_only_its_steps(tmp_path, monkeypatch):
+    """Bug: the mean divided by the trial's planned steps, not those done, when the policy
+    ends it early (AutoLR's probe cut)."""
+    trainer = _constant_trainer(tmp_path)
+    monkeypatch.setattr(trainer.p.policy, "continue_trial", lambda epoch, done: done < 2)
+    trainer.p.loss = Recorded(trainer.p.loss)
+    loss = trainer.train_epoch(0, 0)
+    values = [v.item() for v in trainer.p.loss.values]
+    assert len(values) == 2 and loss == sum(values) / 2
+
+
+@pytest.mark.parametrize(("log_every", "step"), [(1, 1), (100, 3)])
+def test_nan_between_log_steps_is_caught_by_the_trials_end(tmp_path, log_every, step):
+    """Bug: a NaN at a step that is not a log step going unnoticed (the trial's mean returned
+    as NaN to the policy, or a checkpoint of NaN weights). A log step catches it at once."""
+    trainer = _constant_trainer(tmp_path, log_every=log_every)
+    trainer.p.loss = NaNAfter(trainer.p.loss, n=1)  # NaN from step 1 of 4
+    with pytest.raises(DivergedError) as err:
+        trainer.train_epoch(0, 0)
+    assert str(err.value) == (
+        f"loss became nan at epoch 0 by step {step}; lower the learning rate "
+        "(checkpoints already saved are intact)"
+    )

@@ -175,3 +175,29 @@ def test_resume_refuses_an_override_that_changes_the_experiment(stopped_copy):
     assert (stopped_copy / "results.json").read_text() == before  # nothing touched
     cfg, state = resume_state(stopped_copy, ["dataset.num_workers=0", "eval.batch_size=5"])
     assert cfg.eval.batch_size == 5 and cfg.trainer.epochs == 3 and state["epoch"] == 2
+
+
+def test_a_requeued_submitit_job_continues_from_its_checkpoint(uninterrupted, tmp_path):
+    """Bug: a Slurm job re-queued after pre-emption (submitit starts the same command again
+    in the same folder) failing with "already holds a run", losing that sweep point; or
+    starting over instead of continuing."""
+    data, whole = uninterrupted
+    run = tmp_path / "preempted"
+    args = command(data, f"hydra.run.dir={run}", "seed=0")
+    rc, _, _ = stop_when(args, "[autolr] epoch 2 trial 0", signal.SIGKILL)
+    assert rc == -signal.SIGKILL and results(run)["status"] == "running"
+    again = subprocess.run(
+        args,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**env(), "SUBMITIT_EXECUTOR": "slurm"},
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resumed after epoch 1 of 3" in again.stdout
+    got, want = results(run), results(whole)
+    assert got["status"] == "completed" and got["history"] == want["history"]
+    # outside submitit the same command still refuses to touch a folder that holds a run
+    plain = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env())
+    assert plain.returncode == 1 and "already holds a run" in plain.stderr

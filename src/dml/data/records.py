@@ -60,6 +60,8 @@ class ImageListDataset(Dataset):
             )
         self.class_to_index = dict(class_to_index)
         self.targets = [self.class_to_index[c] for c in split.labels]
+        # dml.data.cache.RamCache under dataset.cache=ram: images read from memory, not files
+        self.cache = None
 
     def __len__(self) -> int:
         return len(self.split)
@@ -67,15 +69,19 @@ class ImageListDataset(Dataset):
     def __getitem__(self, item: int | tuple[int, int]):
         """Image and label; an (index, seed) pair draws the augmentation from that seed."""
         index, seed = item if isinstance(item, tuple) else (item, None)
-        path = self.split.paths[index]
-        try:
-            with Image.open(path) as img:
-                image = img.convert("RGB")
-        except (OSError, UnidentifiedImageError) as exc:
-            raise DmlError(f"cannot read image {path}: {exc}") from None
+        image = self.decode(index) if self.cache is None else self.cache.image(index)
         if self.transform is not None:
             image = self._transform(image, seed)
         return image, self.targets[index]
+
+    def decode(self, index: int) -> Image.Image:
+        """The RGB image of record `index`, read from its file."""
+        path = self.split.paths[index]
+        try:
+            with Image.open(path) as img:
+                return img.convert("RGB")
+        except (OSError, UnidentifiedImageError) as exc:
+            raise DmlError(f"cannot read image {path}: {exc}") from None
 
     def _transform(self, image: Image.Image, seed: int | None):
         if seed is None:

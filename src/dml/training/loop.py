@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import random
@@ -16,13 +17,20 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from dml.data.sampler import EpochBatchSampler
-from dml.errors import DivergedError
+from dml.errors import DivergedError, DmlError
 from dml.evaluation.selection import selection_score
 from dml.logging.tensorboard import ScalarLogger
 from dml.models.embedding import EmbeddingNet
 from dml.policies.base import LRPolicy, PolicyContext
 from dml.training.checkpoint import save_checkpoint
 from dml.training.param_groups import GroupInfo
+
+# trainer.precision -> the autocast dtype of the forward pass and loss (None: no autocast)
+PRECISIONS: dict[str, torch.dtype | None] = {
+    "fp32": None,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+}
 
 
 @dataclass
@@ -55,6 +63,8 @@ class Trainer:
         save_checkpoints: bool = True,
         save_epoch_weights: bool = False,
         warmup_epochs: int = 0,
+        precision: str = "fp32",
+        channels_last: bool = False,
         selection: str = "test",
         metric: str = "R@1",
         extra_state: dict | None = None,
@@ -70,6 +80,12 @@ class Trainer:
         self.steps = min(len(parts.sampler), max_steps) if max_steps else len(parts.sampler)
         self.global_step = 0
         self.history: list[dict] = []
+        self.amp_dtype = autocast_dtype(precision, parts.device)
+        # fp16 gradients underflow without loss scaling; a disabled scaler passes through
+        self.scaler = torch.amp.GradScaler(parts.device.type, enabled=precision == "fp16")
+        self.channels_last = channels_last
+        if channels_last:  # in place: the optimizer keeps the same Parameter objects
+            parts.model.to(memory_format=torch.channels_last)
         parts.policy.setup(
             PolicyContext(
                 optimizer=parts.optimizer,
@@ -97,6 +113,7 @@ class Trainer:
             "model": {k: v.detach().clone() for k, v in self.p.model.state_dict().items()},
             "loss": {k: v.detach().clone() for k, v in self.p.loss.state_dict().items()},
             "optimizer": copy.deepcopy(self.p.optimizer.state_dict()),
+            "scaler": self.scaler.state_dict(),  # fp16: a re-run starts from the same scale
             "rng": torch.get_rng_state(),
         }
 
@@ -105,7 +122,13 @@ class Trainer:
         self.p.model.load_state_dict(token["model"])
         self.p.loss.load_state_dict(token["loss"])
         self.p.optimizer.load_state_dict(copy.deepcopy(token["optimizer"]))
+        self._load_scaler(token["scaler"])
         torch.set_rng_state(token["rng"])
+
+    def _load_scaler(self, state: dict | None) -> None:
+        """Put back a GradScaler state; none or {} (an fp32 run's) keeps the current one."""
+        if state:  # an enabled scaler refuses {} (a disabled one's state)
+            self.scaler.load_state_dict(state)
 
     # -- loop --------------------------------------------------------------------
     def fit(self, start_epoch: int = 0) -> list[dict]:
@@ -150,7 +173,9 @@ class Trainer:
         p.model.train()
         p.sampler.set_epoch(epoch)
         batches = iter(p.loader)
-        total, done = 0.0, 0
+        # summed on the device: reading a loss waits for the GPU, so only log steps do it
+        total = torch.zeros((), dtype=_sum_dtype(p.device), device=p.device)
+        done = 0
         bar = tqdm(
             range(self.steps),
             desc=f"epoch {epoch} trial {trial}",
@@ -161,29 +186,44 @@ class Trainer:
         for step in bar:
             images, labels = next(batches)
             p.policy.step(epoch, step)
-            loss = p.loss(p.model(images.to(p.device)), labels.to(p.device))
-            value = loss.item()  # one device sync per step
-            if not math.isfinite(value):
-                raise DivergedError(
-                    f"loss became {value} at epoch {epoch} step {step}; "
-                    "lower the learning rate (checkpoints already saved are intact)"
-                )
-            p.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            p.optimizer.step()
-            total += value
+            loss = self._loss(images, labels)
+            self._step(loss)
+            total += loss.detach()
             done += 1
-            self._log_step(value, bar)
+            if self.global_step % self.log_every == 0:
+                self._log_step(_finite(loss.item(), epoch, step), bar)
+            self.global_step += 1
             if not p.policy.continue_trial(epoch, done):
                 break
         bar.close()
-        return total / max(1, done)
+        # a NaN between log steps makes the sum NaN: caught here, before the policy scores
+        return _finite(total.item(), epoch, done - 1) / max(1, done)
+
+    def _loss(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The batch's loss; forward and loss under autocast when trainer.precision asks."""
+        p = self.p
+        images = images.to(p.device, non_blocking=True)  # async from pinned memory
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            return p.loss(p.model(images), labels.to(p.device, non_blocking=True))
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        """torch.autocast at trainer.precision, or nothing for fp32."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.p.device.type, dtype=self.amp_dtype)
+
+    def _step(self, loss: torch.Tensor) -> None:
+        """Backward and optimizer step, through the GradScaler (a no-op unless fp16)."""
+        self.p.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.p.optimizer)  # skipped when fp16 gradients overflowed
+        self.scaler.update()
 
     def _log_step(self, loss: float, bar) -> None:
-        if self.global_step % self.log_every == 0:
-            self.logger.scalar("train/loss", loss, self.global_step)
+        self.logger.scalar("train/loss", loss, self.global_step)
         bar.set_postfix(loss=f"{loss:.4f}")
-        self.global_step += 1
 
     def _end_of_epoch(self, epoch: int, loss: float, trials: int) -> None:
         lrs = self.p.policy.current_lrs()
@@ -232,6 +272,7 @@ class Trainer:
             "model": self.p.model.state_dict(),
             "loss": self.p.loss.state_dict(),
             "optimizer": self.p.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
             "policy": self.p.policy.state_dict(),
             "sampler": self.p.sampler.state_dict(),
             "global_step": self.global_step,
@@ -245,6 +286,7 @@ class Trainer:
         self.p.model.load_state_dict(state["model"])
         self.p.loss.load_state_dict(state["loss"])
         self.p.optimizer.load_state_dict(state["optimizer"])
+        self._load_scaler(state.get("scaler"))  # absent from checkpoints of older runs
         self.p.policy.load_state_dict(state["policy"])
         self.p.sampler.load_state_dict(state["sampler"])
         self.global_step = state["global_step"]
@@ -252,6 +294,34 @@ class Trainer:
         self.best = state["best"]
         set_rng_state(state["rng"])  # last: building and loading may draw random numbers
         return state["epoch"] + 1
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """trainer.precision as an autocast dtype on device (None: fp32); one-line errors."""
+    if precision not in PRECISIONS:
+        raise DmlError(f"trainer.precision={precision}: expected one of {', '.join(PRECISIONS)}")
+    dtype = PRECISIONS[precision]
+    if dtype is not None and not torch.amp.is_autocast_available(device.type):
+        raise DmlError(
+            f"trainer.precision={precision}: this torch has no autocast on device "
+            f"{device.type}; use trainer.precision=fp32"
+        )
+    return dtype
+
+
+def _sum_dtype(device: torch.device) -> torch.dtype:
+    """float64 sums the step losses as the Python floats did; MPS has no float64."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+def _finite(value: float, epoch: int, step: int) -> float:
+    """value, or DivergedError when a loss (or the sum of a trial's losses) is NaN or inf."""
+    if not math.isfinite(value):
+        raise DivergedError(
+            f"loss became {value} at epoch {epoch} by step {step}; "
+            "lower the learning rate (checkpoints already saved are intact)"
+        )
+    return value
 
 
 def rng_state() -> dict:
