@@ -121,7 +121,8 @@ def _flat_ip_index(emb: np.ndarray, k: int) -> faiss.Index:
 
 
 # faiss tiles a flat search into (queries x database) products of 4096 x 1024 by default;
-# 4096 x 4096 tiles (64 MiB) ran the 20k x 20k x 512 search 9-16% faster here.
+# 4096 x 4096 tiles (64 MiB) ran the 20k x 20k x 512 search in 6.55 s instead of 7.21 s here
+# (k = 9, measured with another job on the cores).
 _BLAS_DATABASE_BS = 4096
 
 
