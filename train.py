@@ -3,6 +3,7 @@
 `python train.py resume=<run dir>` continues a stopped run in its folder, with its config.
 A job that submitit re-queues after pre-emption or a time-out (Slurm sweeps) finds its own
 checkpoint in its folder and continues from it the same way.
+`torchrun --nproc_per_node=N train.py ...` runs one job on N ranks under DDP.
 """
 
 import os
@@ -18,6 +19,7 @@ import dml.config  # noqa: F401  (registers the config schemas)
 from dml.cli import prepare_argv, run_cli, settle_pruning
 from dml.errors import DmlError
 from dml.run import objective, run
+from dml.training import distributed
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
@@ -28,7 +30,10 @@ def main(cfg: DictConfig) -> float:
     Hydra sweeper such as Optuna maximises; NaN for a job that did not complete.
     """
     hc = HydraConfig.get()
-    out = Path(hc.runtime.output_dir)
+    distributed.init_from_env()  # torchrun: join the process group (gloo on CPU, nccl on GPU)
+    if not distributed.is_main():
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (rank 0 alone prints)
+    out = Path(distributed.from_main(hc.runtime.output_dir))  # every rank in rank 0's folder
     overrides = list(hc.overrides.task)
     if cfg.resume:
         code = resume(Path(cfg.resume), overrides)
@@ -37,6 +42,7 @@ def main(cfg: DictConfig) -> float:
     else:
         settle_pruning(cfg, overrides)
         code = run(cfg, out)
+    distributed.shutdown()
     if code and hc.mode != RunMode.MULTIRUN:
         sys.exit(code)  # a multirun goes on with the other jobs; results.json says what failed
     return objective(out)
@@ -64,5 +70,5 @@ def resume(run_dir: Path, overrides: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.argv = prepare_argv(sys.argv)
+    sys.argv = distributed.follower_argv(prepare_argv(sys.argv))
     run_cli(main)

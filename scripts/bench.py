@@ -12,9 +12,9 @@
 * train: images/s of the Trainer (progress bar, logging and policy included) against a
   minimal hand-written loop over the same model, loader, loss and optimizer, in alternating
   rounds (the best round of each counts, so a background blip hits neither).
-* autolr: train.py runs of lr_policy=constant, step, autolr (rerun) and autolr with the
-  cheaper mode, over --seeds seeds: R@1 (test at the epoch chosen by eval.selection=val),
-  wall time and epoch passes; plus the snapshot + weight-variation cost as a share of a trial.
+* autolr: train.py runs of lr_policy=constant, step (not in --quick), autolr (rerun)
+  and autolr with the cheaper mode, over --seeds seeds: R@1 (test at the epoch chosen by eval.selection=val),
+  wall time and epoch passes; plus the snapshot + weight-variation cost (share of a trial).
   --quick runs them (and train) on the twin at 32 px with a 4-epoch source pre-training,
   full mode on the default twin.
 
@@ -282,16 +282,17 @@ def bench_train(quick: bool, overrides: list[str], rounds: int | None = None) ->
 
 
 # -- autolr ----------------------------------------------------------------------------
-def policy_runs(cheap_mode: str, epochs: int) -> dict[str, list[str]]:
-    """Policy name -> train.py overrides (step and AutoLR drop at 3/4 of the epochs)."""
+def policy_runs(cheap_mode: str, epochs: int, step: bool = True) -> dict[str, list[str]]:
+    """Policy name -> train.py overrides (step and AutoLR drop at 3/4 of the epochs);
+    step=False leaves out the step schedule (--quick: the cost comparison needs none)."""
     drop = max(1, round(0.75 * epochs))
     autolr = ["lr_policy=autolr", f"autolr.drop_epoch={drop}"]
-    return {
-        "constant": ["lr_policy=constant"],
-        "step": ["lr_policy=step", f"lr_policy.drop_epoch={drop}"],
-        "autolr_rerun": [*autolr, "autolr.mode=rerun"],
-        f"autolr_{cheap_mode}": [*autolr, f"autolr.mode={cheap_mode}"],
-    }
+    runs = {"constant": ["lr_policy=constant"]}
+    if step:
+        runs["step"] = ["lr_policy=step", f"lr_policy.drop_epoch={drop}"]
+    runs["autolr_rerun"] = [*autolr, "autolr.mode=rerun"]
+    runs[f"autolr_{cheap_mode}"] = [*autolr, f"autolr.mode={cheap_mode}"]
+    return runs
 
 
 def run_summary(results: dict) -> dict:
@@ -339,7 +340,7 @@ def bench_autolr(quick: bool, seeds: int, cheap_mode: str, out: Path, overrides:
     twin = [*(QUICK_TWIN if quick else []), *overrides]
     epochs = compose_cfg(twin).trainer.epochs
     per_policy = {}
-    for name, args in policy_runs(cheap_mode, epochs).items():
+    for name, args in policy_runs(cheap_mode, epochs, step=not quick).items():
         runs = [
             run_summary(run_train(f"{name}_seed{s}", [*args, *twin, f"seed={s}"], out, "bench"))
             for s in range(seeds)

@@ -151,7 +151,7 @@ class AutoLRConfig:
     lr_max: float = 1.0
     reset_momentum: bool = True
     mode: str = "rerun"  # rerun (the paper) | probe | online (see dml.policies.autolr)
-    probe_fraction: float = 0.2  # probe/online: share of the epoch's steps before a check
+    probe_fraction: float = 0.1  # probe/online: share of the epoch's steps between checks
 
 
 @dataclass
@@ -168,6 +168,7 @@ class TrainerConfig:
     warmup_epochs: int = 0  # first epochs train only the head and the loss's parameters
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast forward and loss; fp16 scales grads)
     channels_last: bool = False  # model and batches in channels_last memory format
+    sync_bn: bool = False  # under torchrun: BatchNorm statistics over the global batch
     cudnn_benchmark: bool = True  # CUDA: cuDNN picks the fastest convolution per shape
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from dml.config import SyntheticDatasetConfig
@@ -48,6 +48,7 @@ from dml.losses import build_loss
 from dml.models import EmbeddingNet, build_torchvision, make_backbone, units_to_keep
 from dml.models.backbones import load_imagenet, load_state_file
 from dml.policies import build_policy
+from dml.training import distributed
 from dml.training.loop import Trainer, TrainerParts
 from dml.training.optim import build_optimizer
 from dml.training.param_groups import build_param_groups, freeze_groups
@@ -64,7 +65,9 @@ def seed_everything(seed: int) -> None:
 def pick_device(name: str) -> torch.device:
     """'auto' takes CUDA when present, else the CPU."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():  # under torchrun: this rank's GPU
+            return torch.device("cuda", distributed.local_rank())
+        return torch.device("cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise DmlError(f"trainer.device={name} but CUDA is not available: use auto or cpu")
     return torch.device(name)
@@ -150,8 +153,14 @@ def make_loaders(
     device = device or pick_device(cfg.trainer.device)
     workers = loader_workers(cfg.dataset.num_workers)
     train = image_dataset(cfg, data.train, train_transform(cfg.dataset), workers, "train")
+    # trainer.batch_size is the global batch: under torchrun each rank takes its share
     sampler = EpochBatchSampler(
-        train.targets, cfg.trainer.batch_size, cfg.trainer.samples_per_class, cfg.seed
+        train.targets,
+        cfg.trainer.batch_size,
+        cfg.trainer.samples_per_class,
+        cfg.seed,
+        rank=distributed.rank(),
+        world_size=distributed.world_size(),
     )
     options = loader_options(workers, device, cfg.seed)
     train_loader = DataLoader(train, batch_sampler=SeededBatches(sampler), **options)
@@ -160,13 +169,20 @@ def make_loaders(
     classes = train.class_to_index if cfg.task == "classification" else None
     eval_loaders = {
         name: DataLoader(
-            image_dataset(cfg, split, eval_transform(cfg.dataset), workers, name, classes),
+            _shard(image_dataset(cfg, split, eval_transform(cfg.dataset), workers, name, classes)),
             batch_size=cfg.eval.batch_size,
             **loader_options(workers, device, cfg.seed),
         )
         for name, split in evals.items()
     }
     return train, sampler, train_loader, eval_loaders
+
+
+def _shard(dataset):
+    """Under torchrun, this rank's contiguous share of an evaluation set (no padding)."""
+    if not distributed.active():
+        return dataset
+    return Subset(dataset, list(distributed.shard(len(dataset))))
 
 
 def image_dataset(
@@ -241,7 +257,8 @@ def build_parts(cfg: DictConfig, pretrained: bool = True) -> RunParts:
     check_eval(cfg)
     device = pick_device(cfg.trainer.device)
     set_cudnn_benchmark(device, cfg.trainer.cudnn_benchmark)
-    data, val = split_data(cfg)
+    with distributed.main_first():  # rank 0 generates the synthetic sets, the others wait
+        data, val = split_data(cfg)
     check_data_counts(cfg, data.train.num_classes, len(data.train), len(data.test))
     held = ""
     if val is not None:
@@ -252,7 +269,11 @@ def build_parts(cfg: DictConfig, pretrained: bool = True) -> RunParts:
         f"({data.train.num_classes} classes){held}, {len(data.test)} test images "
         f"({data.test.num_classes} classes); {describe_eval(cfg.dataset)}"
     )
-    model = build_model(cfg, pretrained=pretrained).to(device)
+    with distributed.main_first():  # rank 0 pre-trains the synthetic source model once
+        model = build_model(cfg, pretrained=pretrained).to(device)
+    if cfg.trainer.sync_bn and distributed.active():
+        # in place of each BatchNorm, holding the same Parameter objects
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     train, sampler, train_loader, eval_loaders = make_loaders(cfg, data, val, device)
     loss = build_loss(cfg.loss, len(train.class_to_index), cfg.model.embedding_dim).to(device)
     groups, infos = build_param_groups(
@@ -280,14 +301,19 @@ def train_run(cfg: DictConfig, run_dir: Path, results: dict, state: dict | None 
     def metrics_on(name: str, feature: str) -> dict[str, float]:
         loader = eval_loaders[name]
         if cfg.task == "classification":
-            return top1_accuracy(*predict(model, loss.classifier, loader, device, cfg.eval.flip))
-        emb, labels = compute_embeddings(model, loader, device, cfg.eval.flip, feature)
+            out = gathered(predict(model, loss.classifier, loader, device, cfg.eval.flip))
+            return distributed.from_main(top1_accuracy(*out) if distributed.is_main() else None)
+        emb, labels = gathered(compute_embeddings(model, loader, device, cfg.eval.flip, feature))
         if not np.isfinite(emb).all():  # the weights diverged in the epoch's last steps
             raise DivergedError(
                 f"the {name} embeddings became NaN or inf; lower the learning rate "
                 "(checkpoints already saved are intact)"
             )
-        return retrieval_metrics(emb, labels, list(cfg.eval.ks), cfg.eval.map_at_r)
+        if not distributed.is_main():
+            return distributed.from_main(None)  # evaluated once, on rank 0
+        return distributed.from_main(
+            retrieval_metrics(emb, labels, list(cfg.eval.ks), cfg.eval.map_at_r)
+        )
 
     def evaluate(epoch: int) -> dict:
         out = metrics_on("test", cfg.eval.feature)
@@ -295,7 +321,7 @@ def train_run(cfg: DictConfig, run_dir: Path, results: dict, state: dict | None 
             out["val"] = metrics_on("val", cfg.eval.feature)
         return out
 
-    logger = ScalarLogger(run_dir, cfg.logger.tensorboard)
+    logger = ScalarLogger(run_dir, cfg.logger.tensorboard and distributed.is_main())
     metric = TASK_METRIC[cfg.task]
     if state is None:
         # retrieval: what a user of the pretrained weights starts from, its pooled features,
@@ -344,6 +370,22 @@ def train_run(cfg: DictConfig, run_dir: Path, results: dict, state: dict | None 
     return results
 
 
+def gathered(arrays: tuple) -> tuple:
+    """Under torchrun, each array concatenated over the ranks' shards in rank order, which
+    is dataset order (shards are contiguous); the arrays themselves in one process."""
+    if not distributed.active():
+        return arrays
+    parts = distributed.gather_all(tuple(_numpy(a) for a in arrays))
+    joined = [np.concatenate([part[i] for part in parts]) for i in range(len(arrays))]
+    return tuple(
+        torch.from_numpy(j) if isinstance(a, torch.Tensor) else j for a, j in zip(arrays, joined)
+    )
+
+
+def _numpy(a) -> np.ndarray:
+    return a.cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+
+
 def _short(metrics: dict[str, float]) -> str:
     return "  ".join(f"{k} {100 * v:.2f}" for k, v in metrics.items())
 
@@ -367,7 +409,9 @@ def run(cfg: DictConfig, run_dir: Path, state: dict | None = None) -> int:
     Returns the process exit code (0 completed, 1 failed, 2 infeasible, 130 interrupted).
     """
     run_dir = Path(run_dir)
-    if state is None and (run_dir / RESULTS_FILE).exists():
+    # under torchrun rank 0 decides and alone writes; the other ranks follow its answer
+    taken = distributed.from_main(state is None and (run_dir / RESULTS_FILE).exists())
+    if taken:
         print(
             f"error: {run_dir} already holds a run (results.json); choose another run dir "
             f"or continue it with resume={run_dir}",
@@ -378,9 +422,13 @@ def run(cfg: DictConfig, run_dir: Path, state: dict | None = None) -> int:
         run_dir.mkdir(parents=True, exist_ok=True)
         config = OmegaConf.to_container(cfg, resolve=True)
         results = {"status": "running", "config": config, "metrics": {}, "history": []}
-        write_results(run_dir, results)
+        _write(run_dir, results)
+        failed = None
     except (OSError, OmegaConfBaseException) as exc:
-        print(f"error: cannot start a run in {run_dir}: {one_line(exc)}", file=sys.stderr)
+        failed = f"error: cannot start a run in {run_dir}: {one_line(exc)}"
+    failed = distributed.from_main(failed)
+    if failed:
+        print(failed, file=sys.stderr)
         return 1
     start = time.time()
     with stop_on_signals():
@@ -388,7 +436,7 @@ def run(cfg: DictConfig, run_dir: Path, state: dict | None = None) -> int:
     if error is not None:
         results["error"] = error
     results["wall_time_s"] = round(time.time() - start, 2)
-    write_results(run_dir, results)
+    _write(run_dir, results)
     code = EXIT_CODES[results["status"]]
     if results["status"] == "completed":
         _print_summary(results, run_dir)
@@ -397,6 +445,12 @@ def run(cfg: DictConfig, run_dir: Path, state: dict | None = None) -> int:
     else:
         print(f"error: {results['error']}", file=sys.stderr)
     return code
+
+
+def _write(run_dir: Path, results: dict) -> None:
+    """results.json, written by rank 0 only."""
+    if distributed.is_main():
+        write_results(run_dir, results)
 
 
 def _train_status(cfg: DictConfig, run_dir: Path, results: dict, state: dict | None):

@@ -65,11 +65,12 @@ def test_sorted_trials_run_whole_and_match_rerun_bit_for_bit(tmp_path):
 
 
 def test_unsortable_trials_are_cut_at_the_check_step(tmp_path):
-    """Catches cuts that run the whole epoch anyway, a cut before rho exists, or no cap on
-    cuts. 4 steps per epoch, probe_fraction 0.25 -> check after ceil(0.25 * 4) = 1 step.
-    threshold 1.01 never sorts; max_trials 2. Epoch 0: trial 0 whole (no rho yet), 2 cuts
-    of 1 step, then whole trial 3 (cuts capped) -> 4 + 1 + 1 + 4 = 10 steps = 2.5 passes.
-    Epoch 1 (rho known): 2 cuts, 2 whole -> 1 + 1 + 4 + 4 = 10 steps = 2.5 passes."""
+    """Catches cuts that run the whole epoch anyway, a cut that needs a rho not yet measured,
+    or no cap on cuts. 4 steps per epoch, probe_fraction 0.25 -> checks after 1, 2, 3 steps.
+    threshold 1.01 never sorts; max_trials 2. Epoch 0: the v0 trial is cut at step 1
+    (linear extrapolation), trial 1 runs whole (no rho yet), trial 2 is cut at step 1,
+    trial 3 whole (cuts capped) -> 1 + 4 + 1 + 4 = 10 steps = 2.5 passes. Epoch 1 (rho
+    known): 2 cuts, 2 whole -> 1 + 1 + 4 + 4 = 10 steps = 2.5 passes."""
     cfg = autolr_cfg(
         threshold=1.01, threshold_floor=1.01, max_trials=2, mode="probe", probe_fraction=0.25
     )
@@ -78,38 +79,82 @@ def test_unsortable_trials_are_cut_at_the_check_step(tmp_path):
     steps = count_steps(trainer)
     with pytest.warns(UserWarning, match="max_trials=2"):
         trainer.fit()
-    assert steps == [4, 1, 1, 4, 1, 1, 4, 4]
+    assert steps == [1, 4, 1, 4, 1, 1, 4, 4]
     kinds = [t["kind"] for t in policy.trials_log]
-    assert kinds == ["full", "cut", "cut", "full", "cut", "cut", "full", "full"]
+    assert kinds == ["cut", "full", "cut", "full", "cut", "cut", "full", "full"]
     assert [t["steps"] for t in policy.trials_log] == steps
     assert [r["passes"] for r in policy.epochs_log] == [2.5, 2.5]
     # a capped epoch keeps the best whole trial, never a cut one
-    assert [r["accepted_trial"] for r in policy.epochs_log][0] in (0, 3)
+    assert policy.epochs_log[0]["accepted_trial"] in (1, 3)
     assert policy.epochs_log[0]["trials"] == 4
 
 
 def test_cut_extrapolates_with_rho_and_updates_lrs_by_eq16(tmp_path, monkeypatch):
-    """Catches a wrong rho (inverted, or from another trial), a cut scored on the raw
-    probe-scale variation, or an LR update that ignores the extrapolation. Epoch 0 runs
-    trial 0 whole: its check-step variation c0 and whole-epoch v0 give rho = v0 / c0;
-    trial 1's check c1 becomes v_hat = rho * c1, logged as the cut's variation, and
-    trial 2's LRs are trial 1's times target / v_hat (Eq. 16)."""
+    """Catches a wrong rho (inverted, or from another check step or trial), a cut scored on
+    the raw check-scale variation, a v0 left on the linear guess, or an LR update that
+    ignores the extrapolation. 4 steps, checks after 1, 2, 3. Epoch 0's v0 trial is cut
+    at step 1 with v0 = 4 * c0 (linear); trial 1 runs whole, its check at step 1 (c1) and
+    whole epoch (v1) give rho = v1 / c1, and v0 becomes rho * c0; trial 2's check c2
+    becomes v_hat = rho * c2, and trial 3's LRs are trial 2's times target / v_hat."""
     seen = record_variations(monkeypatch)
     cfg = autolr_cfg(threshold=1.01, max_trials=2, mode="probe", probe_fraction=0.25)
     policy = AutoLRPolicy(cfg, 0.05)
     trainer = tiny_trainer(policy, tmp_path, epochs=1)
     with pytest.warns(UserWarning):
         trainer.fit()
-    c0, v0, c1 = seen[0], seen[1], seen[2]
-    rho = [a / b for a, b in zip(v0, c0)]
+    c0, c1, v1, c2 = seen[0], seen[1], seen[4], seen[5]
     log = policy.trials_log
-    assert log[0]["variation"] == pytest.approx(v0, rel=1e-12)
-    assert log[1]["kind"] == "cut"
-    assert log[1]["variation"] == pytest.approx([r * c for r, c in zip(rho, c1)], rel=1e-12)
+    assert [t["kind"] for t in log] == ["cut", "full", "cut", "full"]
+    assert log[0]["variation"] == pytest.approx([4 * c for c in c0], rel=1e-12)
+    assert log[1]["variation"] == pytest.approx(v1, rel=1e-12)
+    rho = [a / b for a, b in zip(v1, c1)]
     assert all(r > 1.5 for r in rho)  # 4 steps move every unit further than 1 step
-    v_hat, t = log[1]["variation"], log[1]["target"]
-    expected = [lr * tk / vk for lr, tk, vk in zip(log[1]["lr"], t, v_hat)]
-    assert log[2]["lr"] == pytest.approx(expected, rel=1e-12)
+    assert policy.v0 == pytest.approx([r * c for r, c in zip(rho, c0)], rel=1e-12)
+    assert log[2]["variation"] == pytest.approx([r * c for r, c in zip(rho, c2)], rel=1e-12)
+    # alpha = beta = 1: epoch 0's targets are the line from min(v0) to max(v0)
+    lo, hi = min(policy.v0), max(policy.v0)
+    assert log[2]["target"] == pytest.approx([lo + i * (hi - lo) / 3 for i in range(4)])
+    v_hat, t = log[2]["variation"], log[2]["target"]
+    expected = [lr * tk / vk for lr, tk, vk in zip(log[2]["lr"], t, v_hat)]
+    assert log[3]["lr"] == pytest.approx(expected, rel=1e-12)
+
+
+def scripted_variations(monkeypatch, script: list[list[float]]) -> None:
+    """weight_variation returns the script's vectors in call order."""
+    calls = iter(script)
+    monkeypatch.setattr(autolr_module, "weight_variation", lambda backbone, start: next(calls))
+
+
+def test_a_check_that_let_a_failing_trial_through_no_longer_cuts(tmp_path, monkeypatch):
+    """Catches an early check that keeps cutting after a later one proved it wrong (on the
+    32 px twin the two alternated, 5 cuts in one epoch). 4 steps, checks after 1, 2, 3;
+    epoch 0 sorts everywhere with variation proportional to steps (rho(s) = 4 / s).
+    Epoch 1: trial 0 passes at step 1 and is cut at step 2; trial 1 is reversed at step 1
+    (ignored now), sorted from step 2 on and accepted: 2 + 4 steps. Epoch 2: trial 0
+    passes every check but fails whole; trial 1 is reversed at step 1 and still runs
+    whole (the checks missed once), and is accepted: 4 + 4 steps."""
+    up, down = [1.0, 2.0, 3.0, 4.0], [4.0, 3.0, 2.0, 1.0]
+    sorted_trial = [[s * x for x in up] for s in (1, 2, 3, 4)]
+    script = [
+        *sorted_trial,  # epoch 0
+        up,
+        [2 * x for x in down],  # epoch 1, trial 0: cut at step 2
+        down,
+        *sorted_trial[1:],  # trial 1
+        *sorted_trial[:3],
+        [4 * x for x in down],  # epoch 2, trial 0: fails whole
+        down,
+        *sorted_trial[1:],  # trial 1
+    ]
+    scripted_variations(monkeypatch, script)
+    cfg = autolr_cfg(threshold=0.9, threshold_floor=0.9, mode="probe", probe_fraction=0.25)
+    policy = AutoLRPolicy(cfg, 0.05)
+    trainer = tiny_trainer(policy, tmp_path, epochs=3)
+    steps = count_steps(trainer)
+    trainer.fit()
+    assert steps == [4, 2, 4, 4, 4]
+    assert [t["kind"] for t in policy.trials_log] == ["full", "cut", "full", "full", "full"]
+    assert [r["passes"] for r in policy.epochs_log] == [1.0, 1.5, 2.0]
 
 
 def test_rho_survives_a_checkpoint(tmp_path):

@@ -90,6 +90,11 @@ def test_policy_runs_drop_together():
     assert runs["autolr_rerun"] == ["lr_policy=autolr", "autolr.drop_epoch=8", "autolr.mode=rerun"]
     assert runs["autolr_probe"][-1] == "autolr.mode=probe"
     assert list(runs) == ["constant", "step", "autolr_rerun", "autolr_probe"]
+    assert list(bench.policy_runs("probe", 10, step=False)) == [
+        "constant",
+        "autolr_rerun",
+        "autolr_probe",
+    ]
 
 
 def test_plain_loop_runs_as_many_steps_as_the_trainer(tmp_path):

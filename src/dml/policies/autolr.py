@@ -7,19 +7,24 @@ score and the update and keep their LR; after max_trials the best-scoring trial 
 Modes (``autolr.mode``):
 
 * ``rerun`` (the paper): every trial is a whole epoch from the epoch's snapshot.
-* ``probe``: every trial is checked early, after ``probe_fraction`` of the epoch's steps.
-  At that step the variations so far, v_probe, are extrapolated to the whole epoch unit
-  by unit, v_hat_k = rho_k * v_probe_k, where rho_k = v_full_k / v_probe_k was measured
-  on the last whole-epoch trial (its own check step, same LRs, same batches). If v_hat
-  sorts (score >= threshold) the trial simply goes on to the epoch's end, at no extra
-  cost; if not, the trial is cut there, the weights are restored, and Eq. 16 updates the
+* ``probe``: every trial is checked early, every ``probe_fraction`` of the epoch's steps
+  (0.2: after 20%, 40%, 60% and 80%). At a check after s steps the variations so far,
+  v_s, are extrapolated to the whole epoch unit by unit, v_hat_k = rho_k(s) * v_s_k, where
+  rho_k(s) = v_full_k / v_s_k was measured on the last whole-epoch trial (its own check at
+  s steps, same batches). If v_hat sorts (score >= threshold) the trial goes on, at no
+  extra cost; if not, it is cut there, the weights are restored, and Eq. 16 updates the
   LRs from v_hat exactly as a rejected whole epoch would (targets made from v_hat are on
   the whole-epoch scale). Only a whole epoch is ever accepted, scored on its whole-epoch
   variations against the same threshold, and a whole epoch that does not sort is re-run
   as in ``rerun``; so every accepted epoch sorts as often as in ``rerun``, and a
-  rejection the check foresees costs probe_fraction of a pass instead of a whole one.
-  Epoch 0's first trial (the single-LR v0 of the paper) runs whole, as there is no rho
-  yet. At most max_trials trials are cut per epoch; then trials run whole.
+  rejection a check foresees costs s/steps of a pass instead of a whole one. Later checks
+  catch trials that the first one let through: variation is not linear in steps (on the
+  quickstart twin v_full / v_20% was 3.6-3.9, not 5), and 20% of the batches is noisy.
+  Epoch 0's first trial (the single-LR v0 of the paper) has no rho yet: its first check
+  extrapolates linearly (x steps / s), and if that does not sort it is cut and v0 = that
+  estimate; the next whole trial measures rho, v0 is re-extrapolated with it and epoch
+  0's targets are rebuilt from it before any LR update uses them. At most max_trials
+  trials are cut per epoch; then trials run whole.
 * ``online``: one pass per epoch, never restored. Every probe_fraction of the epoch the
   variations so far are extrapolated linearly to the whole epoch (x steps_per_epoch /
   steps_done) and, when they do not sort, Eq. 16 sets the LRs for the rest of the epoch
@@ -73,8 +78,11 @@ class AutoLRPolicy(LRPolicy):
         self.epochs_log: list[dict] = []
         self.trials_log: list[dict] = []
         self._best: dict | None = None
-        self.rho: list[float] | None = None  # mode=probe: per-unit v_full / v_probe
-        self._v_check: list[float] | None = None
+        # mode=probe: check step -> per-unit v_full / v_check of the last whole trial
+        self.rho: dict[int, list[float]] | None = None
+        self._v_check: dict[int, list[float]] = {}
+        self._v0_check: list[float] | None = None  # a cut v0 trial's check variation
+        self._target_horizon = 0  # steps behind the estimate the targets came from
         self._cut: dict | None = None
         self._reset_epoch_counters()
 
@@ -82,27 +90,42 @@ class AutoLRPolicy(LRPolicy):
         self.cuts = 0  # trials cut at the check step in this epoch
         self.fulls = 0  # whole-epoch trials run in this epoch
         self.steps_run = 0  # optimisation steps spent on this epoch so far
+        self._trusted_from = 0  # mode=probe: checks before this step no longer cut
 
     def probe_steps(self) -> int:
-        """The step after which mode=probe checks a trial: probe_fraction of the epoch."""
+        """The steps between mode=probe checks of a trial: probe_fraction of the epoch."""
         return max(1, math.ceil(self.cfg.probe_fraction * self.ctx.steps_per_epoch))
 
     def continue_trial(self, epoch: int, steps_done: int) -> bool:
         if self.mode == "online":
             return self._online_check(epoch, steps_done)
-        if self.mode != "probe" or steps_done != self.probe_steps():
+        if self.mode != "probe" or steps_done % self.probe_steps():
             return True
         if steps_done >= self.ctx.steps_per_epoch:
             return True  # the check step is the epoch's end: nothing to save
-        self._v_check = self.ctx.sync(weight_variation(self.ctx.backbone, self.start))
-        if self.rho is None or self.cuts >= self.cfg.max_trials:
+        v_check = self.ctx.sync(weight_variation(self.ctx.backbone, self.start))
+        self._v_check[steps_done] = v_check
+        if self.cuts >= self.cfg.max_trials or steps_done < self._trusted_from:
             return True
-        v_hat = [r * x for r, x in zip(self.rho, self._v_check)]
+        rho = (self.rho or {}).get(steps_done)
+        first = epoch == 0 and self.trial == 0 and self.v0 is None
+        if rho is None and not (first and steps_done == self.probe_steps()):
+            return True
+        if rho is None:
+            # the single-LR v0 trial, before any whole trial: linear extrapolation
+            rho = [self.ctx.steps_per_epoch / steps_done] * len(v_check)
+        v_hat = [r * x for r, x in zip(rho, v_check)]
         active = [k for k, x in enumerate(v_hat) if _positive(x)]
         score = sorting_score([v_hat[k] for k in active]) if active else 1.0
         if score >= self.threshold:
+            self._passed = steps_done
             return True
-        self._cut = {"v": v_hat, "active": active, "score": score}
+        if self._passed:
+            # an earlier check let this trial through: it is not trusted again this epoch
+            self._trusted_from = steps_done
+        self._cut = {"v": v_hat, "active": active, "score": score, "steps": steps_done}
+        if first:
+            self._v0_check = v_check
         return False
 
     def _online_check(self, epoch: int, steps_done: int) -> bool:
@@ -156,7 +179,7 @@ class AutoLRPolicy(LRPolicy):
         if self.cfg.reset_momentum:
             self.ctx.optimizer.state.clear()  # as the reference, which builds a fresh SGD per trial
         self.start = snapshot_main_path(self.ctx.backbone)
-        self._v_check, self._cut = None, None
+        self._v_check, self._cut, self._passed = {}, None, 0
         self.set_lrs(self.group_lrs())
 
     def _start_epoch(self, epoch: int) -> None:
@@ -183,6 +206,8 @@ class AutoLRPolicy(LRPolicy):
             return self._accept(epoch, score, v, capped=False)
         self._calibrate(v)
         accepted = score >= self.threshold
+        if not accepted and self._passed:
+            self._trusted_from = self.ctx.steps_per_epoch  # the checks missed it: no more cuts
         self._log_trial(epoch, score, v, accepted, kind="full")
         if epoch == 0 and self.trial == 0:
             self.v0 = v
@@ -190,7 +215,7 @@ class AutoLRPolicy(LRPolicy):
         last = self.fulls >= self.cfg.max_trials
         if not accepted and not last:
             # before the echo, so an infeasible alpha/beta stops without announcing a re-run
-            self._ensure_targets(epoch, v, active)
+            self._ensure_targets(epoch, v, active, self.ctx.steps_per_epoch)
         self._echo_trial(epoch, score, accepted, last)
         if accepted:
             return self._accept(epoch, score, v, capped=False)
@@ -203,25 +228,36 @@ class AutoLRPolicy(LRPolicy):
         return False
 
     def _calibrate(self, v: list[float]) -> None:
-        """rho_k = v_full_k / v_probe_k of this whole trial (kept where both are positive)."""
-        if self._v_check is None:
-            return
-        old = self.rho or [1.0] * len(v)
-        self.rho = [
-            v[k] / c if _positive(v[k]) and _positive(c) else old[k]
-            for k, c in enumerate(self._v_check)
-        ]
+        """rho_k = v_full_k / v_check_k of this whole trial, per check step (where positive)."""
+        rho = dict(self.rho or {})
+        for step, check in self._v_check.items():
+            old = rho.get(step, [self.ctx.steps_per_epoch / step] * len(v))
+            rho[step] = [
+                v[k] / c if _positive(v[k]) and _positive(c) else old[k]
+                for k, c in enumerate(check)
+            ]
+        self.rho = rho or None
+        if self._v0_check is not None and self.probe_steps() in rho:
+            # a cut v0 trial was extrapolated linearly: re-extrapolate it with the measured
+            # rho and rebuild epoch 0's targets from it
+            r = rho[self.probe_steps()]
+            self.v0 = [rk * c for rk, c in zip(r, self._v0_check)]
+            self._v0_check, self.targets = None, None
+            self._ensure_targets(0, v, [k for k, x in enumerate(v) if _positive(x)])
 
     def _end_cut(self, epoch: int, cut: dict) -> bool:
-        """A trial cut at the check step: Eq. 16 from the extrapolated variations, retry."""
-        self.steps_run += self.probe_steps()
+        """A trial cut at a check step: Eq. 16 from the extrapolated variations, retry."""
+        steps = cut["steps"]
+        self.steps_run += steps
         v, active, score = cut["v"], cut["active"], cut["score"]
-        self._log_trial(epoch, score, v, False, kind="cut")
-        self._ensure_targets(epoch, v, active)
+        if epoch == 0 and self.trial == 0:
+            self.v0 = v
+        self._ensure_targets(epoch, v, active, steps)
+        self._log_trial(epoch, score, v, False, kind="cut", steps=steps)
         self.cuts += 1
         self.ctx.echo(
             f"[autolr] epoch {epoch} trial {self.trial}: predicted score {score:.3f} < "
-            f"threshold {self.threshold:.3f} after {self.probe_steps()} of "
+            f"threshold {self.threshold:.3f} after {steps} of "
             f"{self.ctx.steps_per_epoch} steps -> cut, re-run"
         )
         self.trial += 1
@@ -230,12 +266,20 @@ class AutoLRPolicy(LRPolicy):
         return False
 
     # -- decisions ------------------------------------------------------------
-    def _ensure_targets(self, epoch: int, v: list[float], active: list[int]) -> None:
+    def _ensure_targets(
+        self, epoch: int, v: list[float], active: list[int], horizon: int = 0
+    ) -> None:
         # Targets are only needed once a trial is rejected; an infeasible alpha/beta
         # (InfeasibleError from initial_targets) is therefore harmless while epoch 0's
         # first trial is accepted, and later epochs never use alpha/beta.
-        if self.targets is not None or not active:
+        if not active or (self.targets is not None and epoch == 0):
             return
+        if self.targets is not None and horizon <= self._target_horizon:
+            return
+        # mode=probe: a later epoch's targets are repaired from the longest-seen estimate
+        # (a check's extrapolation is noisier the earlier it is); in rerun every trial
+        # is whole, so the first rejected trial's targets stand, as in the paper
+        self._target_horizon = horizon
         base = self.v0 if epoch == 0 else v
         values = [base[k] for k in active]
         self.targets = (

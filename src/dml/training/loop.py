@@ -22,6 +22,7 @@ from dml.evaluation.selection import selection_score
 from dml.logging.tensorboard import ScalarLogger
 from dml.models.embedding import EmbeddingNet
 from dml.policies.base import LRPolicy, PolicyContext
+from dml.training import distributed
 from dml.training.checkpoint import save_checkpoint
 from dml.training.param_groups import GroupInfo
 
@@ -31,6 +32,17 @@ PRECISIONS: dict[str, torch.dtype | None] = {
     "bf16": torch.bfloat16,
     "fp16": torch.float16,
 }
+
+
+class Joint(nn.Module):
+    """Model and loss as one module, so DDP reduces the loss's parameters' gradients too."""
+
+    def __init__(self, model: nn.Module, loss: nn.Module) -> None:
+        super().__init__()
+        self.model, self.loss = model, loss
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.loss(self.model(images), labels)
 
 
 @dataclass
@@ -71,8 +83,10 @@ class Trainer:
     ) -> None:
         self.p = parts
         self.epochs, self.logger, self.evaluate, self.run_dir = epochs, logger, evaluate, run_dir
-        self.log_every, self.progress, self.save = log_every, progress, save_checkpoints
-        self.save_weights = save_epoch_weights
+        main = distributed.is_main()  # under torchrun only rank 0 prints and writes
+        self.log_every, self.progress = log_every, progress and main
+        self.save, self.save_weights = save_checkpoints and main, save_epoch_weights and main
+        self.echo: Callable[[str], None] = tqdm.write if main else _silent
         self.warmup_epochs, self.selection, self.metric = warmup_epochs, selection, metric
         self.extra_state = extra_state or {}  # stored in every checkpoint (config, initial metrics)
         self.best: dict | None = None  # {"epoch", "score"} of the best epoch by `selection`
@@ -86,6 +100,7 @@ class Trainer:
         self.channels_last = channels_last
         if channels_last:  # in place: the optimizer keeps the same Parameter objects
             parts.model.to(memory_format=torch.channels_last)
+        self.net = self._forward_module(warmup_epochs > 0)
         parts.policy.setup(
             PolicyContext(
                 optimizer=parts.optimizer,
@@ -96,15 +111,38 @@ class Trainer:
                 snapshot=self.snapshot,
                 restore=self.restore,
                 log_scalar=logger.scalar,
-                echo=tqdm.write,
+                echo=self.echo,
                 sync=self.sync,
             )
         )
 
-    # -- the one place ranks would synchronise under DDP ------------------------
+    # -- ranks under torchrun ---------------------------------------------------
+    def _forward_module(self, unused_params: bool) -> nn.Module | None:
+        """Under torchrun, DDP over model + global-batch loss (parameters from rank 0)."""
+        if not distributed.active():
+            return None
+        p = self.p
+        net = Joint(p.model, distributed.global_batch_loss(p.loss))
+        ids = [p.device.index] if p.device.type == "cuda" else None
+        # warm-up epochs leave the backbone without gradients
+        return nn.parallel.DistributedDataParallel(
+            net, device_ids=ids, find_unused_parameters=unused_params
+        )
+
     def sync(self, values: list[float]) -> list[float]:
         """Average values across ranks (identity in a single process)."""
-        return values
+        return distributed.mean(values)
+
+    def _agreed(self, decision: bool) -> bool:
+        """Rank 0's policy decision and LRs on every rank, so no rank can diverge."""
+        if not distributed.active():
+            return decision
+        decision, lrs = distributed.from_main(
+            (decision, [g["lr"] for g in self.p.optimizer.param_groups])
+        )
+        for group, lr in zip(self.p.optimizer.param_groups, lrs):
+            group["lr"] = lr
+        return decision
 
     # -- trial snapshots: model, loss parameters, optimizer and RNG ------------
     def snapshot(self) -> dict:
@@ -138,11 +176,12 @@ class Trainer:
             losses: list[float] = []
             while True:
                 self.p.policy.begin_epoch(epoch)
+                self._agreed(True)
                 losses.append(self.train_epoch(epoch, len(losses)))
                 if epoch == 0 and len(losses) == 1:
                     # the single-LR start, before any policy decides (AutoLR's v0 trial)
                     self._save_weights("first_trial")
-                if self.p.policy.end_epoch(epoch):
+                if self._agreed(self.p.policy.end_epoch(epoch)):
                     break
             kept = self.p.policy.kept_trial()
             # the loss of the trial whose weights were kept, not of the last one run
@@ -193,7 +232,7 @@ class Trainer:
             if self.global_step % self.log_every == 0:
                 self._log_step(_finite(loss.item(), epoch, step), bar)
             self.global_step += 1
-            if not p.policy.continue_trial(epoch, done):
+            if not self._agreed(p.policy.continue_trial(epoch, done)):
                 break
         bar.close()
         # a NaN between log steps makes the sum NaN: caught here, before the policy scores
@@ -205,8 +244,11 @@ class Trainer:
         images = images.to(p.device, non_blocking=True)  # async from pinned memory
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
+        labels = labels.to(p.device, non_blocking=True)
         with self._autocast():
-            return p.loss(p.model(images), labels.to(p.device, non_blocking=True))
+            if self.net is not None:  # under torchrun: DDP over model + global-batch loss
+                return self.net(images, labels)
+            return p.loss(p.model(images), labels)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         """torch.autocast at trainer.precision, or nothing for fp32."""
@@ -237,7 +279,7 @@ class Trainer:
                 self.logger.scalar(f"eval/{key}", value, epoch)
         row = {"epoch": epoch, "loss": loss, "trials": trials, **metrics, "lr": lrs}
         self.history.append(row)
-        tqdm.write(f"epoch {epoch}: loss {loss:.4f}  trials {trials}  {_shown(metrics)}")
+        self.echo(f"epoch {epoch}: loss {loss:.4f}  trials {trials}  {_shown(metrics)}")
         is_best = self._track_best(row)
         self._save_weights(f"epoch_{epoch}")
         if self.save:
@@ -340,6 +382,10 @@ def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _silent(message: str) -> None:
+    """The echo of ranks other than 0."""
 
 
 def _shown(metrics: dict) -> str:
