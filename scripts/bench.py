@@ -13,7 +13,8 @@
   minimal hand-written loop over the same model, loader, loss and optimizer, in alternating
   rounds (the best round of each counts, so a background blip hits neither).
 * autolr: train.py runs of lr_policy=constant, step (not in --quick), autolr (rerun)
-  and autolr with the cheaper mode, over --seeds seeds: R@1 (test at the epoch chosen by eval.selection=val),
+  and autolr with the cheaper mode, over --seeds seeds: R@1 (test at the epoch chosen by
+  eval.selection=val),
   wall time and epoch passes; plus the snapshot + weight-variation cost (share of a trial).
   --quick runs them (and train) on the twin at 32 px with a 4-epoch source pre-training,
   full mode on the default twin.

@@ -175,6 +175,11 @@ def torchrun(*args: str) -> list[str]:
     ]
 
 
+def launch(args: list[str]) -> subprocess.CompletedProcess:
+    """Run a command from the repository root, capturing its output."""
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env())
+
+
 def test_torchrun_train_py_writes_one_run_and_prints_trials_once(tmp_path):
     """Catches every rank printing (trial lines twice), writing its own results.json or
     run folder, or generating the synthetic data at the same time: a 2-rank AutoLR run
@@ -182,14 +187,7 @@ def test_torchrun_train_py_writes_one_run_and_prints_trials_once(tmp_path):
     last epoch's."""
     run, data = tmp_path / "runs" / "one", tmp_path / "data"
     args = [*TINY, "trainer.epochs=2", "lr_policy=autolr", f"data_dir={data}"]
-    proc = subprocess.run(
-        torchrun(*args, f"hydra.run.dir={run}"),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env(),
-    )
+    proc = launch(torchrun(*args, f"hydra.run.dir={run}"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((run / "results.json").read_text())
     assert results["status"] == "completed" and len(results["history"]) == 2
@@ -214,9 +212,7 @@ def test_a_run_resumes_under_torchrun(tmp_path):
     rc, out, err = stop_when([*args, f"hydra.run.dir={run}"], marker, signal.SIGINT)
     assert rc == 130, err[-2000:]
     first = json.loads((run / "results.json").read_text())["history"]
-    proc = subprocess.run(
-        torchrun(f"resume={run}"), cwd=ROOT, capture_output=True, text=True, timeout=300, env=env()
-    )
+    proc = launch(torchrun(f"resume={run}"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("resumed after epoch 0 of 3") == 1
     results = json.loads((run / "results.json").read_text())
