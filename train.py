@@ -3,7 +3,8 @@
 `python train.py resume=<run dir>` continues a stopped run in its folder, with its config.
 A job that submitit re-queues after pre-emption or a time-out (Slurm sweeps) finds its own
 checkpoint in its folder and continues from it the same way.
-`torchrun --nproc_per_node=N train.py ...` runs one job on N ranks under DDP.
+`torchrun --nproc_per_node=N train.py ...` runs one job on N ranks under DDP; so does a
+submitit job of N tasks (`hydra.launcher.tasks_per_node=N`).
 """
 
 import os
@@ -37,7 +38,7 @@ def main(cfg: DictConfig) -> float:
     overrides = list(hc.overrides.task)
     if cfg.resume:
         code = resume(Path(cfg.resume), overrides)
-    elif requeued(out):
+    elif distributed.from_main(requeued(out)):  # rank 0 looks before anyone writes
         code = resume(out, [])  # its config is the checkpoint's; the overrides made it
     else:
         settle_pruning(cfg, overrides)

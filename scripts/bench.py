@@ -11,12 +11,14 @@
   Each is timed (best of --repeat) in its own subprocess, so its peak RSS is its own.
 * train: images/s of the Trainer (progress bar, logging and policy included) against a
   minimal hand-written loop over the same model, loader, loss and optimizer, in alternating
-  rounds (the best round of each counts, so a background blip hits neither).
+  rounds (the best round of each counts, so a background blip hits neither); and on that
+  trainer AutoLR's snapshot + weight-variation + restore cost as a share of a whole trial.
 * autolr: train.py runs of lr_policy=constant, step (not in --quick), autolr (rerun)
   and autolr with the cheaper mode, over --seeds seeds: R@1 (test at the epoch chosen by
-  eval.selection=val),
-  wall time and epoch passes; plus the snapshot + weight-variation cost (share of a trial).
-  --quick runs them (and train) on the twin at 32 px with a 4-epoch source pre-training,
+  eval.selection=val), wall time and epoch passes. The twin's images and source model are
+  made first, so no run's wall time holds them.
+  --quick runs them (and train) on the twin at 32 px, 20 images per class, with a 4-epoch
+  source pre-training,
   full mode on the default twin.
 
 Full mode evaluates at n = 60,000 (and 20,000 for the naive reference). Writes the JSON
@@ -46,9 +48,14 @@ EVAL_METHODS = ("ours", "gemm", "naive", "pml")
 NAIVE_N = 20000
 KS = (1, 2, 4, 8)
 DIM, CLASSES = 512, 100
-# the quick twin: the default recipe on 32 px images over a source pre-trained 4 epochs
-# (not 15), so a clean clone, pre-training included, fits in 10 minutes
-QUICK_TWIN = ["dataset.image_size=32", "dataset.generated_size=32", "pretrain.epochs=4"]
+# the quick twin: the default recipe on 32 px images, 20 per class (not 30), over a source
+# pre-trained 4 epochs (not 15), so a clean clone, pre-training included, fits in 10 minutes
+QUICK_TWIN = [
+    "dataset.image_size=32",
+    "dataset.generated_size=32",
+    "dataset.images_per_class=20",
+    "pretrain.epochs=4",
+]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -209,38 +216,6 @@ def compose_cfg(overrides: list[str]):
         return compose("train", overrides=quote_numeric_choices(overrides))
 
 
-def build_trainer(cfg, run_dir: Path):
-    """A Trainer as dml.run builds it (no pre-trained weights: speed does not depend on them)."""
-    from dml.logging.tensorboard import ScalarLogger
-    from dml.policies import build_policy
-    from dml.run import build_parts
-    from dml.training.loop import Trainer, TrainerParts
-
-    p = build_parts(cfg, pretrained=False)
-    parts = TrainerParts(
-        p.model,
-        p.loss,
-        p.optimizer,
-        p.infos,
-        build_policy(cfg),
-        p.train_loader,
-        p.sampler,
-        p.device,
-    )
-    logger = ScalarLogger(run_dir, cfg.logger.tensorboard)
-    return Trainer(
-        parts,
-        cfg.trainer.epochs,
-        logger,
-        lambda epoch: {},
-        run_dir,
-        log_every=cfg.trainer.log_every,
-        max_steps=cfg.trainer.max_steps_per_epoch,
-        precision=cfg.trainer.precision,
-        channels_last=cfg.trainer.channels_last,
-    )
-
-
 def plain_loop(parts, steps: int) -> None:
     """The minimal loop: forward, loss, backward, step; nothing else."""
     parts.model.train()
@@ -257,7 +232,9 @@ def bench_train(quick: bool, overrides: list[str], rounds: int | None = None) ->
     rounds = rounds or (3 if quick else 4)
     cfg = compose_cfg(["lr_policy=constant", *overrides, f"trainer.max_steps_per_epoch={steps}"])
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = build_trainer(cfg, Path(tmp))
+        from dml.run import bare_trainer
+
+        trainer = bare_trainer(cfg, Path(tmp))
         batch = cfg.trainer.batch_size
         timed = {"trainer": [], "plain": []}
         runs = {
@@ -270,8 +247,11 @@ def bench_train(quick: bool, overrides: list[str], rounds: int | None = None) ->
                 run()
                 if r:
                     timed[name].append(time.perf_counter() - start)
+        best = {name: min(t) for name, t in timed.items()}
+        # AutoLR's snapshot + variation on the same model, against a whole trial at this pace
+        cost = snapshot_cost(trainer)
+        cost["trial_s"] = best["trainer"] * len(trainer.p.sampler) / steps
         trainer.logger.close()
-    best = {name: min(t) for name, t in timed.items()}
     return {
         "steps": steps,
         "rounds": rounds,
@@ -279,6 +259,7 @@ def bench_train(quick: bool, overrides: list[str], rounds: int | None = None) ->
         "trainer_images_per_s": steps * batch / best["trainer"],
         "plain_images_per_s": steps * batch / best["plain"],
         "overhead_fraction": best["trainer"] / best["plain"] - 1,
+        "snapshot_timing": cost,
     }
 
 
@@ -310,36 +291,66 @@ def run_summary(results: dict) -> dict:
     }
 
 
-def snapshot_share(overrides: list[str]) -> dict:
-    """Snapshot + weight-variation time over the time of one whole trial, on this twin."""
+def snapshot_cost(trainer, repeat: int = 5) -> dict:
+    """Seconds of one AutoLR snapshot (trial start) and of variation + restore (trial end),
+    each the best of `repeat` (as the trial time it is set against is a best round)."""
     from dml.autolr.variation import snapshot_main_path, weight_variation
 
-    cfg = compose_cfg(["lr_policy=autolr", *overrides])
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = build_trainer(cfg, Path(tmp))
-        backbone = trainer.p.model.backbone
+    backbone = trainer.p.model.backbone
+    snaps, ends = [], []
+    for _ in range(repeat):
         start = time.perf_counter()
         token, main = trainer.snapshot(), snapshot_main_path(backbone)
-        snap = time.perf_counter() - start
+        snaps.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        weight_variation(backbone, main)
+        trainer.restore(token)
+        ends.append(time.perf_counter() - start)
+    return {"snapshot_s": min(snaps), "variation_restore_s": min(ends)}
+
+
+def snapshot_share(overrides: list[str]) -> dict:
+    """snapshot_cost against the time of one whole trial, on this twin (without `train`)."""
+    cfg = compose_cfg(["lr_policy=autolr", *overrides])
+    with tempfile.TemporaryDirectory() as tmp:
+        from dml.run import bare_trainer
+
+        trainer = bare_trainer(cfg, Path(tmp))
         trainer.p.policy.begin_epoch(0)
         start = time.perf_counter()
         trainer.train_epoch(0, 0)
         trial = time.perf_counter() - start
-        start = time.perf_counter()
-        weight_variation(backbone, main)
-        trainer.restore(token)
-        var = time.perf_counter() - start
+        cost = snapshot_cost(trainer)
         trainer.logger.close()
-    return {"snapshot_s": snap, "variation_restore_s": var, "trial_s": trial}
+    return {**cost, "trial_s": trial}
 
 
-def bench_autolr(quick: bool, seeds: int, cheap_mode: str, out: Path, overrides: list[str]) -> dict:
-    """Constant, step, AutoLR rerun and the cheaper mode over seeds; costs and R@1."""
+def prepare_caches(overrides: list[str]) -> None:
+    """Generate the twin's images and pre-train its source model if not cached yet."""
+    from dml.run import build_model, split_data
+
+    cfg = compose_cfg(overrides)
+    split_data(cfg)
+    build_model(cfg, pretrained=True)
+
+
+def bench_autolr(
+    quick: bool,
+    seeds: int,
+    cheap_mode: str,
+    out: Path,
+    overrides: list[str],
+    share: dict | None = None,
+) -> dict:
+    """Constant, step, AutoLR rerun and the cheaper mode over seeds; costs and R@1.
+
+    `share`: the train section's snapshot timing (measured here when it did not run)."""
     from dml.launch import run_train
     from dml.logging.runs import mean_std
 
     twin = [*(QUICK_TWIN if quick else []), *overrides]
     epochs = compose_cfg(twin).trainer.epochs
+    prepare_caches(twin)  # so no run's wall time holds the one-off source pre-training
     per_policy = {}
     for name, args in policy_runs(cheap_mode, epochs, step=not quick).items():
         runs = [
@@ -355,7 +366,7 @@ def bench_autolr(quick: bool, seeds: int, cheap_mode: str, out: Path, overrides:
             "agreement": _mean_or_none([r["agreement"] for r in runs]),
             "runs": runs,
         }
-    share = snapshot_share(twin)
+    share = share or snapshot_share(twin)
     rerun, cheap = per_policy["autolr_rerun"], per_policy[f"autolr_{cheap_mode}"]
     return {
         "epochs": epochs,
@@ -445,8 +456,9 @@ def main(argv: list[str] | None = None) -> int:
             args.quick, [*(QUICK_TWIN if args.quick else []), *args.overrides]
         )
     if "autolr" in args.sections:
+        share = report["train"]["snapshot_timing"] if "train" in report else None
         report["autolr"] = bench_autolr(
-            args.quick, args.seeds, args.cheap_mode, out, args.overrides
+            args.quick, args.seeds, args.cheap_mode, out, args.overrides, share
         )
     report["wall_time_s"] = round(time.time() - start, 1)
     if args.json:

@@ -25,11 +25,11 @@ from dml.training.param_groups import build_param_groups
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
 
 
-def compose_cfg(overrides: list[str] | None = None) -> DictConfig:
-    """The train config as train.py would compose it (without the hydra node)."""
+def compose_cfg(overrides: list[str] | None = None, hydra: bool = False) -> DictConfig:
+    """The train config as train.py would compose it (with the hydra node if `hydra`)."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
-        return compose(config_name="train", overrides=overrides or [])
+        return compose(config_name="train", overrides=overrides or [], return_hydra_config=hydra)
 
 
 # A synthetic run shrunk to seconds: 6 classes of 6 images at 32 px, one epoch.

@@ -136,6 +136,24 @@ class SGDRPolicyConfig(LRPolicyConfig):
 
 
 @dataclass
+class LayerwisePolicyConfig(LRPolicyConfig):
+    shape: str = "constant"  # the single-LR shape under the factors: constant | step | cosine
+    drop_epoch: int = 30  # shape=step: x gamma from this epoch on
+    gamma: float = 0.1
+    l_min: float = 0.0  # shape=cosine: the LR it decays to
+
+
+@dataclass
+class LLRDPolicyConfig(LayerwisePolicyConfig):
+    decay: float = 0.75  # unit k of K at decay^(K-k), stem decay^K
+
+
+@dataclass
+class GradualUnfreezePolicyConfig(LayerwisePolicyConfig):
+    every: int = 1  # epochs between unfreezing one more unit (top unit first)
+
+
+@dataclass
 class AutoLRConfig:
     alpha: float = 2.0
     beta: float = 0.4
@@ -226,6 +244,9 @@ SCHEMAS: dict[str, dict[str, type]] = {
         "cyclic": CyclicPolicyConfig,
         "sgdr": SGDRPolicyConfig,
         "autolr": LRPolicyConfig,
+        "llrd": LLRDPolicyConfig,
+        "gradual_unfreeze": GradualUnfreezePolicyConfig,
+        "autorgn": LayerwisePolicyConfig,
     },
     "autolr": {"autolr": AutoLRConfig},
     "trainer": {"trainer": TrainerConfig},

@@ -87,7 +87,7 @@ def count_params(module: torch.nn.Module) -> int:
 def build_model(cfg: DictConfig, pretrained: bool = True) -> EmbeddingNet:
     """torchvision backbone + pretrained weights + pruning + embedding head; prints exact counts."""
     m = cfg.model
-    net = build_torchvision(m.arch, m.last_stride)
+    net = build_torchvision(m.arch, m.last_stride, cfg.dataset.image_size)
     if pretrained:
         load_pretrained(net, cfg)
     backbone = make_backbone(net)
@@ -271,9 +271,8 @@ def build_parts(cfg: DictConfig, pretrained: bool = True) -> RunParts:
     )
     with distributed.main_first():  # rank 0 pre-trains the synthetic source model once
         model = build_model(cfg, pretrained=pretrained).to(device)
-    if cfg.trainer.sync_bn and distributed.active():
-        # in place of each BatchNorm, holding the same Parameter objects
-        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if cfg.trainer.sync_bn:
+        model = distributed.sync_batchnorm(model, device)
     train, sampler, train_loader, eval_loaders = make_loaders(cfg, data, val, device)
     loss = build_loss(cfg.loss, len(train.class_to_index), cfg.model.embedding_dim).to(device)
     groups, infos = build_param_groups(
@@ -283,6 +282,26 @@ def build_parts(cfg: DictConfig, pretrained: bool = True) -> RunParts:
     optimizer = build_optimizer(cfg.optimizer, groups)
     return RunParts(
         data, val, model, loss, optimizer, infos, sampler, train_loader, eval_loaders, device
+    )
+
+
+def bare_trainer(cfg: DictConfig, run_dir: Path) -> Trainer:
+    """The run's Trainer without evaluation or pre-trained weights (speed checks: bench, GPU)."""
+    p = build_parts(cfg, pretrained=False)
+    policy = build_policy(cfg)
+    parts = TrainerParts(
+        p.model, p.loss, p.optimizer, p.infos, policy, p.train_loader, p.sampler, p.device
+    )
+    return Trainer(
+        parts,
+        cfg.trainer.epochs,
+        ScalarLogger(run_dir, cfg.logger.tensorboard and distributed.is_main()),
+        lambda epoch: {},
+        run_dir,
+        log_every=cfg.trainer.log_every,
+        max_steps=cfg.trainer.max_steps_per_epoch,
+        precision=cfg.trainer.precision,
+        channels_last=cfg.trainer.channels_last,
     )
 
 

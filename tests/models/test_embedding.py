@@ -115,3 +115,18 @@ def test_unknown_head_is_refused():
     """Bug: a misspelt head silently falling back to linear."""
     with pytest.raises(DmlError, match=r"model.head='mlp'.*\['linear', 'paper'\]"):
         _net("mlp")
+
+
+def test_token_pooling_takes_the_class_token_or_averages_the_patches():
+    """Catches the class token averaged in with the patches, or cls accepted on a ResNet
+    (which has no class token: it would pool the first row of the feature map)."""
+    from dml.models import build_torchvision, make_backbone
+
+    backbone = make_backbone(build_torchvision("vit_tiny", 2, image_size=32))
+    tokens = torch.tensor([[[9.0, 9.0], [1.0, 2.0], [3.0, 6.0]]])  # class token, 2 patches
+    cls = EmbeddingNet(backbone, 4, pooling="cls")
+    assert cls.pool(tokens).tolist() == [[9.0, 9.0]]
+    avg = EmbeddingNet(backbone, 4, pooling="avg")
+    assert avg.pool(tokens).tolist() == [[2.0, 4.0]]
+    with pytest.raises(DmlError, match="model.pooling='cls' needs a ViT backbone"):
+        EmbeddingNet(tiny_backbone(), 4, pooling="cls")

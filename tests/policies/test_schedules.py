@@ -24,8 +24,8 @@ INITIAL = {"stem": 1e-3, "unit1": 1e-3, "unit2": 1e-3, "head": 1e-2, "loss": 2e-
 
 
 def sgd_policy(overrides: list[str], epochs: int = 50, steps_per_epoch: int = 4):
-    """A composed schedule policy bound to a plain SGD over one 1-element tensor per group."""
-    policy = build_schedule(compose_cfg(overrides).lr_policy)
+    """A composed LR policy bound to a plain SGD over one 1-element tensor per group."""
+    policy = build_policy(compose_cfg(overrides))
     params = {name: torch.nn.Parameter(torch.zeros(1)) for name in INITIAL}
     optimizer = torch.optim.SGD(
         [{"params": [params[g.name]], "lr": INITIAL[g.name], "initial_lr": INITIAL[g.name]}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from dml.run import bare_trainer
 from tests.scripts.loader import load_script
 from tests.test_train import TINY
 
@@ -102,7 +103,7 @@ def test_plain_loop_runs_as_many_steps_as_the_trainer(tmp_path):
     cfg = bench.compose_cfg(
         [*TINY, f"data_dir={tmp_path}", "lr_policy=constant", "dataset.images_per_class=12"]
     )
-    trainer = bench.build_trainer(cfg, tmp_path / "run")
+    trainer = bare_trainer(cfg, tmp_path / "run")
     calls = []
     step = trainer.p.optimizer.step
     trainer.p.optimizer.step = lambda *a, **k: calls.append(1) or step(*a, **k)

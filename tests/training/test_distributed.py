@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from dml.data.sampler import EpochBatchSampler
+from dml.errors import DmlError
 from dml.losses import SoftmaxLoss, build_loss
 from dml.models import EmbeddingNet
 from dml.policies.autolr import AutoLRPolicy
@@ -153,6 +154,37 @@ def test_losses_see_the_global_batch(tmp_path, name):
         for key, grad in expected.items():
             assert torch.allclose(got[key], grad, rtol=1e-5, atol=1e-7), (key, rank)
         assert torch.load(tmp_path / f"gathered{rank}.pt").tolist() == list(range(7))
+
+
+def _sync_bn_worker(rank: int, world: int, init: str, out: str) -> None:
+    _join(rank, world, init)
+    try:
+        model = EmbeddingNet(tiny_backbone(), embedding_dim=8)
+        params = dict(model.named_parameters())
+        synced = distributed.sync_batchnorm(model, torch.device("cuda"))  # as on a GPU rank
+        kinds = sorted({type(m).__name__ for m in synced.modules() if "Norm" in type(m).__name__})
+        same = all(p is params[k] for k, p in synced.named_parameters())
+        try:
+            distributed.sync_batchnorm(model, torch.device("cpu"))
+            error = ""
+        except DmlError as exc:
+            error = str(exc)
+        torch.save({"kinds": kinds, "same": same, "error": error}, Path(out) / f"bn{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_sync_bn_converts_every_batchnorm_on_gpu_ranks_and_refuses_the_cpu(tmp_path):
+    """Catches trainer.sync_bn ignored (plain BatchNorm: statistics of each rank's share), a
+    conversion that builds new Parameters (the optimizer's groups would miss them), and a
+    CPU run dying mid-epoch in SyncBatchNorm's own traceback instead of a one-line error."""
+    model = EmbeddingNet(tiny_backbone(), embedding_dim=8)
+    assert distributed.sync_batchnorm(model, torch.device("cpu")) is model  # one process
+    spawn(_sync_bn_worker, tmp_path, str(tmp_path))
+    for rank in (0, 1):
+        got = torch.load(tmp_path / f"bn{rank}.pt")
+        assert got["kinds"] == ["SyncBatchNorm"] and got["same"]
+        assert got["error"].startswith("trainer.sync_bn=true needs GPUs")
 
 
 # -- train.py under torchrun ------------------------------------------------------------

@@ -49,3 +49,20 @@ def test_freeze_groups_stops_gradients_only_in_named_groups():
     }
     with pytest.raises(DmlError, match=r"unknown group\(s\) \['unit9'\].*'unit3'"):
         freeze_groups(groups, ["unit9"])
+
+
+def test_a_vits_final_layernorm_trains_with_the_head():
+    """Catches the ViT's final LayerNorm (the backbone's neck) left out of every group, so
+    it never trains, or put in the last unit's group, whose LR AutoLR tunes."""
+    from dml.models import build_torchvision, make_backbone
+
+    backbone = make_backbone(build_torchvision("vit_tiny", 2, image_size=32))
+    backbone.prune(3)
+    model = EmbeddingNet(backbone, 8, pooling="cls")
+    groups, _ = build_param_groups(model, SoftmaxLoss(5, 8), lr=1e-3, head_lr=1e-2)
+    assert [g["name"] for g in groups] == ["stem", "unit1", "unit2", "unit3", "head", "loss"]
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert len(ids) == len(set(ids)) and set(ids) >= {id(p) for p in model.parameters()}
+    head = {id(p) for p in groups[4]["params"]}
+    assert {id(p) for p in backbone.neck.parameters()} <= head
+    assert len(groups[4]["params"]) == 4  # LayerNorm weight and bias, Linear weight and bias

@@ -9,13 +9,25 @@ from torch import nn
 from torchvision import models as tvm
 
 from dml.errors import DmlError
-from dml.models.units import UnitMap, map_resnet
+from dml.models.units import UnitMap, map_resnet, map_vit
 
-# arch -> (constructor, torchvision weights enum: its member names are model.weights' choices)
+
+def vit_tiny(image_size: int) -> tvm.VisionTransformer:
+    """A ViT sized for the CPU: patch 8, 6 blocks of width 192 with 3 heads (MLP 768)."""
+    return tvm.VisionTransformer(
+        image_size=image_size, patch_size=8, num_layers=6, num_heads=3, hidden_dim=192, mlp_dim=768
+    )
+
+
+# arch -> (constructor of image size, torchvision weights enum whose member names are
+# model.weights' choices, or None where torchvision has no weights)
 ARCHS = {
-    "resnet18": (tvm.resnet18, tvm.ResNet18_Weights),
-    "resnet50": (tvm.resnet50, tvm.ResNet50_Weights),
+    "resnet18": (lambda size: tvm.resnet18(weights=None), tvm.ResNet18_Weights),
+    "resnet50": (lambda size: tvm.resnet50(weights=None), tvm.ResNet50_Weights),
+    "vit_tiny": (vit_tiny, None),
+    "vit_b_16": (lambda size: tvm.vit_b_16(weights=None, image_size=size), tvm.ViT_B_16_Weights),
 }
+PATCH = {"vit_tiny": 8, "vit_b_16": 16}
 
 
 class Backbone(nn.Module):
@@ -26,12 +38,14 @@ class Backbone(nn.Module):
         self.stem = unit_map.stem
         self.units = nn.ModuleList(unit_map.units)
         self.main_path = list(unit_map.main_path)
+        self.neck = unit_map.neck
+        self.tokens = unit_map.tokens
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
         for unit in self.units:
             x = unit(x)
-        return x
+        return self.neck(x)
 
     def prune(self, keep: int) -> None:
         """Remove every unit after the first `keep` (the modules and their parameters)."""
@@ -45,7 +59,7 @@ class Backbone(nn.Module):
 
     @property
     def out_channels(self) -> int:
-        """Channels of the last unit's output (the last main-path conv's filters)."""
+        """Channels (ViT: width) of the last unit's output: its last main-path weight's rows."""
         last = self.units[-1].get_parameter(self.main_path[-1][-1])
         return int(last.shape[0])
 
@@ -54,14 +68,20 @@ class Backbone(nn.Module):
         return [self.units[k].get_parameter(n) for n in self.main_path[k]]
 
 
-def build_torchvision(arch: str, last_stride: int) -> nn.Module:
-    """A randomly initialised torchvision model; last_stride sets layer4's first-block stride."""
+def build_torchvision(arch: str, last_stride: int, image_size: int = 224) -> nn.Module:
+    """A randomly initialised torchvision model; last_stride sets a ResNet's layer4 first-block
+    stride; image_size fixes a ViT's input size (its position embedding)."""
     if arch not in ARCHS:
         raise DmlError(f"unknown model.arch '{arch}': expected one of {sorted(ARCHS)}")
     if last_stride not in (1, 2):
         raise DmlError(f"model.last_stride={last_stride}: expected 1 or 2")
-    model = ARCHS[arch][0](weights=None)
-    if last_stride == 1:
+    if arch in PATCH and image_size % PATCH[arch]:
+        raise DmlError(
+            f"dataset.image_size={image_size} for {arch}: expected a multiple of its "
+            f"patch size {PATCH[arch]}"
+        )
+    model = ARCHS[arch][0](image_size)
+    if last_stride == 1 and isinstance(model, tvm.ResNet):
         first = model.layer4[0]
         # torchvision puts the stride in conv2 of a bottleneck, conv1 of a basic block
         strided = first.conv2 if isinstance(first, tvm.resnet.Bottleneck) else first.conv1
@@ -76,6 +96,11 @@ def imagenet_weights(arch: str, weights: str = "IMAGENET1K_V1") -> tvm.WeightsEn
     if arch not in ARCHS:
         raise DmlError(f"unknown model.arch '{arch}': expected one of {sorted(ARCHS)}")
     enum = ARCHS[arch][1]
+    if enum is None:
+        raise DmlError(
+            f"model.pretrained=imagenet: torchvision has no ImageNet weights for {arch}; "
+            "expected model.pretrained=synthetic, none or a state_dict path"
+        )
     # iterating the enum skips aliases such as DEFAULT, whose file would change across releases
     names = [member.name for member in enum]
     if weights not in names:
@@ -99,7 +124,8 @@ def load_imagenet(model: nn.Module, arch: str, weights: str = "IMAGENET1K_V1") -
 
 
 def load_state_file(model: nn.Module, path: str) -> None:
-    """Load a torchvision-keyed state_dict file (classifier 'fc.*' keys may differ or be absent)."""
+    """Load a torchvision-keyed state_dict file (classifier keys, 'fc.*' or a ViT's 'heads.*',
+    may differ or be absent)."""
     file = Path(path)
     if not file.is_file():
         raise DmlError(
@@ -117,13 +143,14 @@ def load_state_file(model: nn.Module, path: str) -> None:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         what = "a dict with non-tensor values" if isinstance(state, dict) else type(state).__name__
         raise DmlError(f"model.pretrained={path} holds {what}; {expected}")
-    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    head = classifier_prefix(model)
+    state = {k: v for k, v in state.items() if not k.startswith(head)}
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # shape mismatches raise even when strict=False
         detail = next((ln.strip() for ln in str(exc).splitlines() if "size mismatch" in ln), "")
         raise DmlError(f"{path} does not match {type(model).__name__}: {detail}") from None
-    missing = [k for k in missing if not k.startswith("fc.")]
+    missing = [k for k in missing if not k.startswith(head)]
     if missing or unexpected:
         raise DmlError(
             f"{path} does not match {type(model).__name__}: "
@@ -132,8 +159,24 @@ def load_state_file(model: nn.Module, path: str) -> None:
         )
 
 
+def classifier_prefix(model: nn.Module) -> str:
+    """The state_dict prefix of a torchvision model's ImageNet classifier."""
+    return "heads." if isinstance(model, tvm.VisionTransformer) else "fc."
+
+
+def set_classifier(model: nn.Module, num_classes: int) -> None:
+    """Replace the model's classifier by a fresh linear layer to num_classes (pre-training)."""
+    if isinstance(model, tvm.VisionTransformer):
+        model.heads = nn.Sequential()
+        model.heads.add_module("head", nn.Linear(model.hidden_dim, num_classes))
+    else:
+        model.fc = nn.Linear(model.fc.in_features, num_classes)
+
+
 def make_backbone(model: nn.Module) -> Backbone:
     """Wrap a torchvision model into a unit-structured Backbone via its family's mapping."""
     if isinstance(model, tvm.ResNet):
         return Backbone(map_resnet(model))
+    if isinstance(model, tvm.VisionTransformer):
+        return Backbone(map_vit(model))
     raise DmlError(f"no unit mapping for {type(model).__name__}")

@@ -8,7 +8,7 @@ from torch import nn
 from dml.errors import DmlError
 from dml.models.backbones import Backbone
 
-POOLINGS = ("avg", "max", "avgmax")
+POOLINGS = ("avg", "max", "avgmax", "cls")
 HEADS = ("linear", "paper")
 
 
@@ -43,6 +43,11 @@ class EmbeddingNet(nn.Module):
         super().__init__()
         if pooling not in POOLINGS:
             raise DmlError(f"model.pooling='{pooling}': expected one of {list(POOLINGS)}")
+        if pooling == "cls" and not backbone.tokens:
+            raise DmlError(
+                "model.pooling='cls' needs a ViT backbone (its class token); "
+                "expected avg, max or avgmax for a ResNet"
+            )
         if head not in HEADS:
             raise DmlError(f"model.head='{head}': expected one of {list(HEADS)}")
         if embedding_dim <= 0:
@@ -73,12 +78,18 @@ class EmbeddingNet(nn.Module):
         return self
 
     def pool(self, x: torch.Tensor) -> torch.Tensor:
-        """Global pooling of a feature map to one vector per image."""
+        """Global pooling of a feature map (or of a ViT's patch tokens) to one vector per image;
+        cls: a ViT's class token."""
+        dims = (2, 3)
+        if x.dim() == 3:  # tokens (n, 1 + patches, width): the class token, then the patches
+            if self.pooling == "cls":
+                return x[:, 0]
+            x, dims = x[:, 1:], (1,)
         if self.pooling == "avg":
-            return x.mean(dim=(2, 3))
+            return x.mean(dim=dims)
         if self.pooling == "max":
-            return x.amax(dim=(2, 3))
-        return x.mean(dim=(2, 3)) + x.amax(dim=(2, 3))
+            return x.amax(dim=dims)
+        return x.mean(dim=dims) + x.amax(dim=dims)
 
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
         """The backbone's pooled features, before the embedding head."""

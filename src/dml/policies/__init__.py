@@ -1,4 +1,5 @@
-"""LR policies: constant, step, cyclic, SGDR and AutoLR behind one interface."""
+"""LR policies: constant, step, cyclic, SGDR, the per-layer baselines and AutoLR behind one
+interface."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from dml.errors import DmlError
 from dml.policies.base import LRPolicy, PolicyContext
 from dml.policies.schedules import build_schedule
 
-POLICIES = ("constant", "step", "cyclic", "sgdr", "autolr")
+SCHEDULES = ("constant", "step", "cyclic", "sgdr")
+LAYERWISE = ("llrd", "gradual_unfreeze", "autorgn")
+POLICIES = (*SCHEDULES, *LAYERWISE, "autolr")
 
 
 def build_policy(cfg) -> LRPolicy:
@@ -16,8 +19,12 @@ def build_policy(cfg) -> LRPolicy:
         from dml.policies.autolr import AutoLRPolicy
 
         return AutoLRPolicy(cfg.autolr, cfg.lr_policy.l_max)
-    if name in POLICIES:
+    if name in SCHEDULES:
         return build_schedule(cfg.lr_policy)
+    if name in LAYERWISE:
+        from dml.policies.layerwise import build_layerwise
+
+        return build_layerwise(cfg.lr_policy)
     raise DmlError(f"unknown lr_policy.name '{name}': expected one of {list(POLICIES)}")
 
 

@@ -47,6 +47,9 @@ class LRPolicy:
     def step(self, epoch: int, step: int) -> None:
         """Called before each optimisation step; step counts within the epoch."""
 
+    def before_update(self, epoch: int, step: int) -> None:
+        """Called after the backward pass, before optimizer.step (the gradients are in place)."""
+
     def end_epoch(self, epoch: int) -> bool:
         """Called after each trial; True accepts the epoch, False asks for a re-run."""
         return True

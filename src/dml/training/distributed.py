@@ -1,7 +1,8 @@
 """torch.distributed under torchrun: the process group from the environment and rank helpers.
 
-Outside torchrun (WORLD_SIZE unset or 1) every helper is the single-process identity, so
-the trainer calls them unconditionally.
+A submitit job of several tasks (Slurm `tasks_per_node` > 1) gets the same environment from
+submitit's own description of the job. Outside both (WORLD_SIZE unset or 1) every helper is
+the single-process identity, so the trainer calls them unconditionally.
 """
 
 from __future__ import annotations
@@ -14,14 +15,29 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from dml.errors import DmlError
+
 
 def launched() -> bool:
     """Whether torchrun (or another launcher setting WORLD_SIZE > 1) started this process."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def export_submitit_env() -> None:
+    """In a submitit job of several tasks, set the variables torchrun would (RANK, WORLD_SIZE,
+    LOCAL_RANK, MASTER_ADDR, MASTER_PORT) from submitit's job environment."""
+    if not os.environ.get("SUBMITIT_EXECUTOR") or "WORLD_SIZE" in os.environ:
+        return
+    import submitit
+
+    if submitit.JobEnvironment().num_tasks > 1:
+        # each task keeps every GPU visible and picks cuda:LOCAL_RANK itself
+        submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+
+
 def init_from_env() -> None:
-    """Join the process group torchrun describes: nccl on GPU, gloo on CPU."""
+    """Join the process group torchrun (or submitit) describes: nccl on GPU, gloo on CPU."""
+    export_submitit_env()
     if not launched() or dist.is_initialized():
         return
     cuda = torch.cuda.is_available()
@@ -158,6 +174,19 @@ def shutdown() -> None:
     """Leave the process group (at the end of a torchrun job)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
+    """trainer.sync_bn under torchrun: every BatchNorm as a SyncBatchNorm holding the same
+    Parameter objects (statistics over the global batch); unchanged in one process."""
+    if not active():
+        return model
+    if device.type == "cpu":
+        raise DmlError(
+            "trainer.sync_bn=true needs GPUs: SyncBatchNorm does not train on the CPU; "
+            "set trainer.sync_bn=false"
+        )
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
 
 def follower_argv(argv: list[str]) -> list[str]:

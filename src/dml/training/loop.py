@@ -226,7 +226,7 @@ class Trainer:
             images, labels = next(batches)
             p.policy.step(epoch, step)
             loss = self._loss(images, labels)
-            self._step(loss)
+            self._step(loss, epoch, step)
             total += loss.detach()
             done += 1
             if self.global_step % self.log_every == 0:
@@ -256,10 +256,11 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.p.device.type, dtype=self.amp_dtype)
 
-    def _step(self, loss: torch.Tensor) -> None:
+    def _step(self, loss: torch.Tensor, epoch: int, step: int) -> None:
         """Backward and optimizer step, through the GradScaler (a no-op unless fp16)."""
         self.p.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        self.p.policy.before_update(epoch, step)
         self.scaler.step(self.p.optimizer)  # skipped when fp16 gradients overflowed
         self.scaler.update()
 

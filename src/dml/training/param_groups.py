@@ -31,7 +31,10 @@ def build_param_groups(
     ]
     for k, unit in enumerate(model.backbone.units):
         specs.append((GroupInfo(f"unit{k + 1}", "unit", k), list(unit.parameters()), lr))
-    specs.append((GroupInfo("head", "head"), list(model.head.parameters()), head_lr))
+    # a ViT's final LayerNorm (the backbone's neck) normalises what the head reads: it trains
+    # with the head, whichever unit is last after pruning
+    head = [*model.backbone.neck.parameters(), *model.head.parameters()]
+    specs.append((GroupInfo("head", "head"), head, head_lr))
     loss_params = [p for p in loss.parameters() if p.requires_grad]
     if loss_params:
         specs.append((GroupInfo("loss", "loss"), loss_params, head_lr * loss_lr_mult))

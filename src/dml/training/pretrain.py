@@ -45,10 +45,10 @@ def ensure_pretrained(data_dir: Path, arch: str, dataset_cfg, cfg, progress: boo
 
 
 def pretrain(data_dir: Path, arch: str, dataset_cfg, cfg, progress: bool = True) -> dict:
-    """Train a torchvision classifier on the source domain; returns its state_dict without fc."""
+    """Train a torchvision classifier on the source domain; its state_dict without classifier."""
     from dml.data.cub import read_cub_layout
     from dml.data.synthetic import ensure_synthetic
-    from dml.models.backbones import build_torchvision
+    from dml.models.backbones import build_torchvision, classifier_prefix, set_classifier
 
     root = ensure_synthetic(
         data_dir / "synthetic" / f"source_c{cfg.num_classes}_n{cfg.images_per_class}"
@@ -71,10 +71,11 @@ def pretrain(data_dir: Path, arch: str, dataset_cfg, cfg, progress: bool = True)
     )
     with torch.random.fork_rng():
         torch.manual_seed(cfg.seed)
-        model = build_torchvision(arch, last_stride=2)
-        model.fc = torch.nn.Linear(model.fc.in_features, cfg.num_classes)
+        model = build_torchvision(arch, last_stride=2, image_size=dataset_cfg.image_size)
+        set_classifier(model, cfg.num_classes)
         _train_classifier(model, loader, cfg, progress)
-    return {k: v for k, v in model.state_dict().items() if not k.startswith("fc.")}
+    head = classifier_prefix(model)
+    return {k: v for k, v in model.state_dict().items() if not k.startswith(head)}
 
 
 def _train_classifier(model: torch.nn.Module, loader: DataLoader, cfg, progress: bool) -> None:
