@@ -7,7 +7,9 @@
   queries, as the AutoLR reference code evaluates, each row fully sorted; run at
   n = 20,000 at most, its matrix is n^2 floats), pytorch-metric-learning's
   AccuracyCalculator with faiss (P@1 = R@1 and MAP@R, its closest built-in set) and the
-  limit, a bare blocked float32 product X[block] @ X.T.
+  limit, a bare blocked float32 product X[block] @ X.T. Also ours in query/gallery mode
+  (In-Shop's protocol): n queries searched against a gallery of n more items drawn
+  independently (the row "ours_gallery", n shown as "n x n").
   Each is timed (best of --repeat) in its own subprocess, so its peak RSS is its own.
 * train: images/s of the Trainer (progress bar, logging and policy included) against a
   minimal hand-written loop over the same model, loader, loss and optimizer, in alternating
@@ -42,20 +44,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dml.launch import QUICK_TWIN, compose_cfg, prepare_caches, run_summary, run_train
+
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("eval", "train", "autolr")
-EVAL_METHODS = ("ours", "gemm", "naive", "pml")
+EVAL_METHODS = ("ours", "ours_gallery", "gemm", "naive", "pml")
 NAIVE_N = 20000
 KS = (1, 2, 4, 8)
 DIM, CLASSES = 512, 100
-# the quick twin: the default recipe on 32 px images, 20 per class (not 30), over a source
-# pre-trained 4 epochs (not 15), so a clean clone, pre-training included, fits in 10 minutes
-QUICK_TWIN = [
-    "dataset.image_size=32",
-    "dataset.generated_size=32",
-    "dataset.images_per_class=20",
-    "pretrain.epochs=4",
-]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -91,6 +87,11 @@ def random_embeddings(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """n random 512-d float32 embeddings with labels from 100 classes."""
     rng = np.random.default_rng(seed)
     return rng.standard_normal((n, DIM), dtype=np.float32), rng.integers(0, CLASSES, n)
+
+
+def random_query_gallery(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """n queries (those of random_embeddings) and a gallery of n more, drawn independently."""
+    return *random_embeddings(n), *random_embeddings(n, seed=1)
 
 
 def bare_product(emb: np.ndarray) -> dict:
@@ -150,9 +151,13 @@ def eval_worker(method: str, n: int, repeat: int) -> dict:
     """Time one evaluation method at n (best of repeat); runs in its own process."""
     from dml.evaluation import retrieval_metrics
 
-    emb, labels = random_embeddings(n)
+    if method == "ours_gallery":
+        emb, labels, gallery, gallery_labels = random_query_gallery(n)
+    else:
+        (emb, labels), gallery, gallery_labels = random_embeddings(n), None, None
     run = {
         "ours": lambda: retrieval_metrics(emb, labels, KS),
+        "ours_gallery": lambda: retrieval_metrics(emb, labels, KS, True, gallery, gallery_labels),
         "gemm": lambda: bare_product(emb),
         "naive": lambda: naive_metrics(emb, labels),
         "pml": lambda: pml_metrics(emb, labels),
@@ -166,6 +171,7 @@ def eval_worker(method: str, n: int, repeat: int) -> dict:
     return {
         "method": method,
         "n": n,
+        **({"gallery_n": len(gallery)} if gallery is not None else {}),
         "seconds": min(times),
         "peak_mib": peak_rss_mib(),
         "data_mib": data_mib,
@@ -184,7 +190,7 @@ def run_worker(method: str, n: int, repeat: int) -> dict:
 
 def bench_eval(n: int, repeat: int, naive_n: int = NAIVE_N) -> dict:
     """Every eval method at n, and the naive reference (with ours) at naive_n."""
-    plan = [(m, n) for m in ("ours", "gemm", "pml")]
+    plan = [(m, n) for m in ("ours", "ours_gallery", "gemm", "pml")]
     plan += [("naive", naive_n)] + ([("ours", naive_n)] if n != naive_n else [])
     rows = []
     for method, size in plan:
@@ -201,21 +207,12 @@ def bench_eval(n: int, repeat: int, naive_n: int = NAIVE_N) -> dict:
         "speedup_vs_naive": at["naive", naive_n]["seconds"] / at["ours", naive_n]["seconds"],
         "speedup_vs_pml": at["pml", n]["seconds"] / ours["seconds"],
         "peak_mib": ours["peak_mib"],
+        "gallery_seconds": at["ours_gallery", n]["seconds"],
+        "gallery_peak_mib": at["ours_gallery", n]["peak_mib"],
     }
 
 
 # -- train -----------------------------------------------------------------------------
-def compose_cfg(overrides: list[str]):
-    """The train config with these overrides, as train.py would compose it."""
-    from hydra import compose, initialize_config_dir
-
-    import dml.config  # noqa: F401  (registers the config schemas)
-    from dml.cli import quote_numeric_choices
-
-    with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
-        return compose("train", overrides=quote_numeric_choices(overrides))
-
-
 def plain_loop(parts, steps: int) -> None:
     """The minimal loop: forward, loss, backward, step; nothing else."""
     parts.model.train()
@@ -277,20 +274,6 @@ def policy_runs(cheap_mode: str, epochs: int, step: bool = True) -> dict[str, li
     return runs
 
 
-def run_summary(results: dict) -> dict:
-    """R@1 (points, selected epoch), wall time and AutoLR passes/agreement of one run."""
-    epochs = results["autolr"]["epochs"] if "autolr" in results else []
-    n_epochs = len(results["history"])
-    passes = sum(e["passes"] for e in epochs) if epochs else float(n_epochs)
-    agree = [e["full_score"] >= e["threshold"] for e in epochs]
-    return {
-        "R@1": 100 * results["selection"]["test"]["R@1"],
-        "wall_s": results["wall_time_s"],
-        "passes_per_epoch": passes / n_epochs,
-        "agreement": float(np.mean(agree)) if agree else None,
-    }
-
-
 def snapshot_cost(trainer, repeat: int = 5) -> dict:
     """Seconds of one AutoLR snapshot (trial start) and of variation + restore (trial end),
     each the best of `repeat` (as the trial time it is set against is a best round)."""
@@ -325,15 +308,6 @@ def snapshot_share(overrides: list[str]) -> dict:
     return {**cost, "trial_s": trial}
 
 
-def prepare_caches(overrides: list[str]) -> None:
-    """Generate the twin's images and pre-train its source model if not cached yet."""
-    from dml.run import build_model, split_data
-
-    cfg = compose_cfg(overrides)
-    split_data(cfg)
-    build_model(cfg, pretrained=True)
-
-
 def bench_autolr(
     quick: bool,
     seeds: int,
@@ -345,7 +319,6 @@ def bench_autolr(
     """Constant, step, AutoLR rerun and the cheaper mode over seeds; costs and R@1.
 
     `share`: the train section's snapshot timing (measured here when it did not run)."""
-    from dml.launch import run_train
     from dml.logging.runs import mean_std
 
     twin = [*(QUICK_TWIN if quick else []), *overrides]
@@ -400,15 +373,18 @@ def markdown(report: dict) -> str:
             m = r["metrics"]
             r1 = f"{100 * m['R@1']:.2f}" if "R@1" in m else "-"
             mapr = f"{100 * m['MAP@R']:.2f}" if "MAP@R" in m else "-"
+            size = f"{r['n']} x {r['gallery_n']}" if "gallery_n" in r else r["n"]
             lines.append(
-                f"| {r['method']} | {r['n']} | {r['seconds']:.2f} | {r['peak_mib']:.0f} "
+                f"| {r['method']} | {size} | {r['seconds']:.2f} | {r['peak_mib']:.0f} "
                 f"| {r1} | {mapr} |"
             )
         lines += [
             "",
             f"ours / bare product {e['ratio_to_gemm']:.2f}x at n={e['n']}; "
             f"{e['speedup_vs_naive']:.1f}x faster than naive at n={e['naive_n']}; "
-            f"{e['speedup_vs_pml']:.1f}x faster than PML; peak {e['peak_mib']:.0f} MiB",
+            f"{e['speedup_vs_pml']:.1f}x faster than PML; peak {e['peak_mib']:.0f} MiB; "
+            f"query/gallery {e['n']} x {e['n']}: {e['gallery_seconds']:.2f} s, "
+            f"peak {e['gallery_peak_mib']:.0f} MiB",
             "",
         ]
     if "train" in report:

@@ -159,3 +159,31 @@ def test_task_classification_selects_the_softmax_loss():
     assert compose_cfg(["task=classification"]).loss.name == "softmax"
     assert compose_cfg(["task=classification"]).task == "classification"
     assert compose_cfg([]).loss.name == "proxy_anchor" and compose_cfg([]).task == "retrieval"
+
+
+def test_vits_tune_with_the_feasible_alpha_beta_and_resnets_keep_the_papers():
+    """Bug: model=vit_tiny starting AutoLR with the paper's alpha 2, beta 0.4, which are
+    infeasible over a ViT's narrow v0 (the run stops at epoch 0), or the ViT pair leaking
+    into ResNet runs, or beating an explicit autolr.alpha on the command line."""
+    from dml.autolr.rules import initial_targets
+    from dml.errors import DmlError
+
+    pairs = {
+        m: (compose_cfg([f"model={m}"]).autolr.alpha, compose_cfg([f"model={m}"]).autolr.beta)
+        for m in ("resnet18", "resnet50", "vit_tiny", "vit_b_16")
+    }
+    assert pairs == {
+        "resnet18": (2.0, 0.4),
+        "resnet50": (2.0, 0.4),
+        "vit_tiny": (1.0, 1.0),
+        "vit_b_16": (1.0, 1.0),
+    }
+    assert compose_cfg(["model=vit_tiny", "autolr.alpha=3"]).autolr.alpha == 3.0
+    # vit_tiny's measured v0 on the twin (first trial, 64 px, seed 0), max / min = 4.01
+    v0 = [1.560e-6, 8.133e-7, 5.410e-7, 4.759e-7, 4.601e-7, 3.890e-7]
+    with pytest.raises(DmlError, match="infeasible AutoLR bounds"):
+        initial_targets(v0, 2.0, 0.4)
+    # 1, 1: a straight line from min(v0) = 3.890e-7 to max(v0) = 1.560e-6, step 2.342e-7
+    assert initial_targets(v0, 1.0, 1.0) == pytest.approx(
+        [3.890e-7, 6.232e-7, 8.574e-7, 1.0916e-6, 1.3258e-6, 1.560e-6], rel=1e-4
+    )

@@ -112,6 +112,17 @@ def assert_values(cfg, expected: dict) -> None:
             {"trainer.epochs": 50, "lr_policy.name": "step", "lr_policy.l_max": 1e-3}
             | {"lr_policy.drop_epoch": 40, "lr_policy.gamma": 0.5},
         ),
+        # the paper's recipe carried to SOP and In-Shop unchanged, with their own Recall@K
+        (
+            "sop_autolr",
+            {"dataset.name": "sop", "trainer.epochs": 40, "autolr.alpha": 2.0}
+            | {"eval.ks": [1, 10, 100, 1000]},
+        ),
+        (
+            "inshop_autolr",
+            {"dataset.name": "inshop", "trainer.epochs": 40, "autolr.beta": 0.4}
+            | {"eval.ks": [1, 10, 20, 30, 40, 50]},
+        ),
     ],
 )
 def test_softmax_paper_recipes(experiment, extra):
@@ -367,3 +378,33 @@ def test_table3_twin_rows_prune_resnet18_like_the_paper_prunes_resnet50():
         "last1_autolr": 1,
         "last2_autolr": 2,
     }
+
+
+@pytest.mark.parametrize(
+    ("experiment", "dataset", "ks"),
+    [
+        ("sop_proxy_anchor_official", "sop", [1, 10, 100, 1000]),
+        ("inshop_proxy_anchor_official", "inshop", [1, 10, 20, 30, 40, 50]),
+    ],
+)
+def test_proxy_anchor_official_on_sop_and_inshop(experiment, dataset, ks):
+    """Catches the SOP / In-Shop recipes drifting from proxy-anchor's README command (lr 6e-4,
+    batch 180, --warm 1, --bn-freeze 0, --lr-decay-step 20, --lr-decay-gamma 0.25) or
+    losing the dataset's customary Recall@K."""
+    expected = OFFICIAL_PA | {
+        "dataset.name": dataset,
+        "eval.ks": ks,
+        "model.freeze_bn": False,
+        "optimizer.name": "adamw",
+        "optimizer.lr": 6e-4,
+        "optimizer.head_lr": 6e-4,
+        "optimizer.weight_decay": 1e-4,
+        "loss.lr_mult": 100.0,
+        "trainer.batch_size": 180,
+        "trainer.warmup_epochs": 1,
+        "lr_policy.name": "step",
+        "lr_policy.l_max": 6e-4,
+        "lr_policy.every": 20,
+        "lr_policy.gamma": 0.25,
+    }
+    assert_values(recipe(f"experiment={experiment}"), expected)

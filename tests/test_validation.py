@@ -91,7 +91,10 @@ BAD = [
         "trainer.precision=fp8 is out of range: expected fp32, bf16 or fp16",
     ),
     ("model.embedding_dim=0", "model.embedding_dim=0 is out of range: expected an integer >= 1"),
-    ("model.pooling=mean", "model.pooling=mean is out of range: expected avg, max or avgmax"),
+    (
+        "model.pooling=mean",
+        "model.pooling=mean is out of range: expected avg, max, avgmax or cls (ViT)",
+    ),
     ("eval.ks=[1,0]", "eval.ks=[1, 0] is out of range: expected integers >= 1"),
     (
         "eval.val_classes=1.0",
@@ -125,8 +128,11 @@ def test_defaults_and_every_option_pass():
     """Catches a range that rejects a shipped config (the quick start, a paper recipe)."""
     for overrides in ([], ["experiment=cub200_autolr"], ["experiment=proxy_anchor_official"]):
         check_config(compose_cfg([*overrides, "data_dir=/tmp/d"]))
-    for policy in ("constant", "step", "cyclic", "sgdr"):
+    policies = ("constant", "step", "cyclic", "sgdr", "llrd", "gradual_unfreeze", "autorgn")
+    for policy in policies:
         check_config(compose_cfg([f"lr_policy={policy}"]))
+    for model in ("resnet18", "resnet50", "vit_tiny", "vit_b_16"):  # vit_tiny: pooling=cls
+        check_config(compose_cfg([f"model={model}"]))
 
 
 def test_every_rule_names_a_real_key():
@@ -180,3 +186,17 @@ def test_a_training_split_with_one_class_is_refused():
         "dataset synthetic: the training split has 1 class; training needs at least 2"
     )
     check_data_counts(cfg, train_classes=2, train_images=40, test_images=9)  # ks up to 8 fit
+
+
+def test_with_a_gallery_ks_are_bounded_by_the_gallery_not_the_queries():
+    """Catches In-Shop's ks checked against the queries (n - 1) instead of the gallery they
+    search: 5 queries allow k up to 4 among themselves, but 8 gallery images allow k = 8."""
+    from dml.validation import check_data_counts
+
+    cfg = compose_cfg([])  # ks 1, 2, 4, 8
+    check_data_counts(cfg, train_classes=2, train_images=40, test_images=5, gallery_images=8)
+    with pytest.raises(DmlError) as err:
+        check_data_counts(cfg, train_classes=2, train_images=40, test_images=50, gallery_images=7)
+    assert str(err.value) == (
+        "eval.ks=[1, 2, 4, 8]: k=8 exceeds the 7 gallery images each query is searched against"
+    )

@@ -1,8 +1,10 @@
-"""train.py as subprocesses, for scripts that compare many runs (check_synthetic, bench).
+"""train.py as subprocesses, for scripts that compare many runs (check_synthetic, bench,
+compare_layerwise), and the summary of one run they report.
 
 Each run gets its own folder under `out`; a run whose results.json says completed is reused,
 a stopped one with a checkpoint is resumed, and one stopped before its first checkpoint is
-started again. The runner never imports the trainer, so runs do not share a process's state.
+started again. run_train never imports the trainer, so runs do not share a process's state;
+prepare_caches does (once, before the runs), to make the data and source model they share.
 """
 
 from __future__ import annotations
@@ -14,6 +16,14 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+# the quick twin: the default recipe on 32 px images, 20 per class (not 30), over a source
+# pre-trained 4 epochs (not 15), so a clean clone, pre-training included, fits in 10 minutes
+QUICK_TWIN = [
+    "dataset.image_size=32",
+    "dataset.generated_size=32",
+    "dataset.images_per_class=20",
+    "pretrain.epochs=4",
+]
 
 
 def results_status(results: Path) -> str | None:
@@ -45,3 +55,37 @@ def run_train(name: str, args: list[str], out: Path, tag: str = "run") -> dict:
     if data["status"] != "completed":
         raise SystemExit(f"error: run {name} ended {data['status']}: {data.get('error')}")
     return data
+
+
+def compose_cfg(overrides: list[str]):
+    """The train config with these overrides, as train.py would compose it."""
+    from hydra import compose, initialize_config_dir
+
+    import dml.config  # noqa: F401  (registers the config schemas)
+    from dml.cli import quote_numeric_choices
+
+    with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
+        return compose("train", overrides=quote_numeric_choices(overrides))
+
+
+def prepare_caches(overrides: list[str]) -> None:
+    """Generate the twin's images and pre-train its source model if not cached yet."""
+    from dml.run import build_model, split_data
+
+    cfg = compose_cfg(overrides)
+    split_data(cfg)
+    build_model(cfg, pretrained=True)
+
+
+def run_summary(results: dict) -> dict:
+    """R@1 (points, selected epoch), wall time and AutoLR passes/agreement of one run."""
+    epochs = results["autolr"]["epochs"] if "autolr" in results else []
+    n_epochs = len(results["history"])
+    passes = sum(e["passes"] for e in epochs) if epochs else float(n_epochs)
+    agree = [e["full_score"] >= e["threshold"] for e in epochs]
+    return {
+        "R@1": 100 * results["selection"]["test"]["R@1"],
+        "wall_s": results["wall_time_s"],
+        "passes_per_epoch": passes / n_epochs,
+        "agreement": sum(agree) / len(agree) if agree else None,
+    }

@@ -164,18 +164,34 @@ def make_loaders(
     )
     options = loader_options(workers, device, cfg.seed)
     train_loader = DataLoader(train, batch_sampler=SeededBatches(sampler), **options)
-    evals = {"test": data.test} | ({"val": val} if val is not None else {})
-    # classification scores test labels with the classifier's indices: the training mapping
-    classes = train.class_to_index if cfg.task == "classification" else None
+    evals = {"test": data.test} | ({"gallery": data.gallery} if data.gallery else {})
+    evals |= {"val": val} if val is not None else {}
+    classes = eval_classes(cfg, data, train)
     eval_loaders = {
         name: DataLoader(
-            _shard(image_dataset(cfg, split, eval_transform(cfg.dataset), workers, name, classes)),
+            _shard(
+                image_dataset(
+                    cfg, split, eval_transform(cfg.dataset), workers, name, classes.get(name)
+                )
+            ),
             batch_size=cfg.eval.batch_size,
             **loader_options(workers, device, cfg.seed),
         )
         for name, split in evals.items()
     }
     return train, sampler, train_loader, eval_loaders
+
+
+def eval_classes(cfg: DictConfig, data: RetrievalData, train: ImageListDataset) -> dict:
+    """Label mappings shared across evaluation splits ({split name: class -> index})."""
+    if cfg.task == "classification":  # test labels scored with the classifier's indices
+        return {"test": train.class_to_index}
+    if data.gallery is None:
+        return {}
+    # queries and gallery are compared by label: one mapping over both
+    union = sorted(set(data.test.labels) | set(data.gallery.labels))
+    shared = {c: i for i, c in enumerate(union)}
+    return {"test": shared, "gallery": shared}
 
 
 def _shard(dataset):
@@ -224,7 +240,7 @@ def split_data(cfg: DictConfig) -> tuple[RetrievalData, Split | None]:
         train, val = holdout_images(data.train, cfg.eval.val_images)
     else:
         train, val = holdout_classes(data.train, cfg.eval.val_classes)
-    return RetrievalData(train=train, test=data.test), val
+    return RetrievalData(train=train, test=data.test, gallery=data.gallery), val
 
 
 def check_eval(cfg: DictConfig) -> None:
@@ -259,15 +275,17 @@ def build_parts(cfg: DictConfig, pretrained: bool = True) -> RunParts:
     set_cudnn_benchmark(device, cfg.trainer.cudnn_benchmark)
     with distributed.main_first():  # rank 0 generates the synthetic sets, the others wait
         data, val = split_data(cfg)
-    check_data_counts(cfg, data.train.num_classes, len(data.train), len(data.test))
+    gallery = len(data.gallery) if data.gallery else None
+    check_data_counts(cfg, data.train.num_classes, len(data.train), len(data.test), gallery)
     held = ""
     if val is not None:
         what = "held-out classes" if cfg.task == "retrieval" else "training classes"
         held = f", {len(val)} val images ({val.num_classes} {what})"
     tqdm.write(
         f"{cfg.task} data {cfg.dataset.name}: {len(data.train)} train images "
-        f"({data.train.num_classes} classes){held}, {len(data.test)} test images "
-        f"({data.test.num_classes} classes); {describe_eval(cfg.dataset)}"
+        f"({data.train.num_classes} classes){held}, {len(data.test)} test "
+        f"{'queries' if gallery else 'images'} ({data.test.num_classes} classes)"
+        f"{f' against {gallery} gallery images' if gallery else ''}; {describe_eval(cfg.dataset)}"
     )
     with distributed.main_first():  # rank 0 pre-trains the synthetic source model once
         model = build_model(cfg, pretrained=pretrained).to(device)
@@ -322,17 +340,26 @@ def train_run(cfg: DictConfig, run_dir: Path, results: dict, state: dict | None 
         if cfg.task == "classification":
             out = gathered(predict(model, loss.classifier, loader, device, cfg.eval.flip))
             return distributed.from_main(top1_accuracy(*out) if distributed.is_main() else None)
+        emb, labels = embed(name, feature)
+        # the test queries of In-Shop are searched against its gallery, not each other
+        gallery = embed("gallery", feature) if name == "test" and "gallery" in eval_loaders else {}
+        if not distributed.is_main():
+            return distributed.from_main(None)  # evaluated once, on rank 0
+        if gallery:
+            gallery = {"gallery": gallery[0], "gallery_labels": gallery[1]}
+        return distributed.from_main(
+            retrieval_metrics(emb, labels, list(cfg.eval.ks), cfg.eval.map_at_r, **gallery)
+        )
+
+    def embed(name: str, feature: str) -> tuple:
+        loader = eval_loaders[name]
         emb, labels = gathered(compute_embeddings(model, loader, device, cfg.eval.flip, feature))
         if not np.isfinite(emb).all():  # the weights diverged in the epoch's last steps
             raise DivergedError(
                 f"the {name} embeddings became NaN or inf; lower the learning rate "
                 "(checkpoints already saved are intact)"
             )
-        if not distributed.is_main():
-            return distributed.from_main(None)  # evaluated once, on rank 0
-        return distributed.from_main(
-            retrieval_metrics(emb, labels, list(cfg.eval.ks), cfg.eval.map_at_r)
-        )
+        return emb, labels
 
     def evaluate(epoch: int) -> dict:
         out = metrics_on("test", cfg.eval.feature)

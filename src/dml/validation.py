@@ -110,7 +110,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "dataset.num_classes": (at_least(4), "an integer >= 4 (half train, half test)"),
     "model.embedding_dim": (at_least(1), "an integer >= 1"),
     "model.last_stride": (one_of(1, 2), "1 or 2"),
-    "model.pooling": (one_of("avg", "max", "avgmax"), "avg, max or avgmax"),
+    "model.pooling": (one_of("avg", "max", "avgmax", "cls"), "avg, max, avgmax or cls (ViT)"),
     "model.head": (one_of("linear", "paper"), "linear or paper"),
     "pruning.remove_last": (at_least(0), "an integer >= 0"),
     "pruning.units": (lambda u: all(at_least(1)(k) for k in u), "unit ids >= 1"),
@@ -185,15 +185,27 @@ def _check_relations(cfg: DictConfig) -> None:
         )
 
 
-def check_data_counts(cfg: DictConfig, train_classes: int, train_images: int, test_images: int):
-    """One-line errors for settings that the loaded splits cannot satisfy."""
+def check_data_counts(
+    cfg: DictConfig,
+    train_classes: int,
+    train_images: int,
+    test_images: int,
+    gallery_images: int | None = None,
+):
+    """One-line errors for settings that the loaded splits cannot satisfy (gallery_images:
+    the gallery the test queries are searched against, as In-Shop's)."""
     if train_classes < 2:
         raise DmlError(
             f"dataset {cfg.dataset.name}: the training split has {train_classes} class; "
             "training needs at least 2"
         )
     worst = max(cfg.eval.ks)
-    if cfg.task == "retrieval" and worst > test_images - 1:
+    if cfg.task == "retrieval" and gallery_images is not None and worst > gallery_images:
+        raise DmlError(
+            f"eval.ks={list(cfg.eval.ks)}: k={worst} exceeds the {gallery_images} gallery "
+            "images each query is searched against"
+        )
+    if cfg.task == "retrieval" and gallery_images is None and worst > test_images - 1:
         raise DmlError(
             f"eval.ks={list(cfg.eval.ks)}: k={worst} exceeds the {test_images - 1} neighbours "
             f"each query has ({test_images} test images)"

@@ -1,4 +1,4 @@
-"""Tiny CUB-200-2011, Cars196 and FGVC-Aircraft folders in the exact official on-disk formats."""
+"""Tiny CUB-200-2011, Cars196, SOP, In-Shop and FGVC-Aircraft folders in the official formats."""
 
 from __future__ import annotations
 
@@ -10,6 +10,13 @@ import scipy.io
 from PIL import Image
 
 CARS_NUM_CLASSES = 196
+# The 12 super-class folders of Stanford Online Products, in super_class_id order.
+SOP_SUPER_CLASSES = (
+    "bicycle", "cabinet", "chair", "coffee_maker", "fan", "kettle",
+    "lamp", "mug", "sofa", "stapler", "table", "toaster",
+)  # fmt: skip
+INSHOP_CATEGORIES = ("WOMEN/Dresses", "MEN/Denim", "WOMEN/Blouses_Shirts", "MEN/Tees_Tanks")
+INSHOP_VIEWS = ("front", "side", "back", "full")
 
 
 def write_jpeg(path: Path, seed: int, size: int = 8) -> None:
@@ -118,6 +125,116 @@ def write_aircraft_fixture(
     _write_lines(data / "variants.txt", variants)
     for name, lines in lists.items():
         _write_lines(data / f"images_variant_{name}.txt", lines)
+
+
+def make_sop(
+    root: Path,
+    classes_train: int = 6,
+    classes_test: int = 6,
+    images_per_class: int | Sequence[int] = (2, 3, 4, 5, 6),
+    size: int = 8,
+) -> dict[str, list[tuple[str, int]]]:
+    """Write a Stanford Online Products folder: Ebay_train.txt, Ebay_test.txt, JPEGs.
+
+    Classes 1..classes_train are train and the next classes_test ids are test (as SOP's test
+    ids continue after the train ids). Class c has images_per_class images (an int, or
+    sizes cycled over c = 1, 2, ...: by default 2, 3, 4, 5, 6, 2, ...), named
+    '<super>_final/<11000000000 + c>_<k>.JPG' (k from 0) like SOP's '111085122871_0.JPG'.
+    Within each split, classes go two by two into super classes 1, 2, ... (bicycle_final,
+    cabinet_final, ...), so train and test share super classes. Both files start with the
+    header line and number their image ids from 1.
+
+    Returns {"train": [...], "test": [...]}, the (path under root, class id) of each line in
+    file order. The defaults write 6 + 6 classes, 22 train / 23 test images.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    records: dict[str, list[tuple[str, int]]] = {"train": [], "test": []}
+    ranges = {"train": range(1, classes_train + 1)}
+    ranges["test"] = range(classes_train + 1, classes_train + classes_test + 1)
+    n = 0
+    for name, class_ids in ranges.items():
+        lines = ["image_id class_id super_class_id path"]
+        for index, class_id in enumerate(class_ids):
+            super_id = index // 2 % len(SOP_SUPER_CLASSES) + 1
+            folder = f"{SOP_SUPER_CLASSES[super_id - 1]}_final"
+            for k in range(_cycled(images_per_class, class_id - 1)):
+                n += 1
+                rel = f"{folder}/{11000000000 + class_id}_{k}.JPG"
+                write_jpeg(root / rel, n, size)
+                records[name].append((rel, class_id))
+                lines.append(f"{len(lines)} {class_id} {super_id} {rel}")
+        _write_lines(root / f"Ebay_{name}.txt", lines)
+    return records
+
+
+def inshop_item_number(position: int) -> int:
+    """Item number of the fixture's position-th item (0-based): 2, 5, 8, ... (ids with gaps)."""
+    return 3 * position + 2
+
+
+def make_inshop(
+    root: Path,
+    train_items: int = 6,
+    test_items: int = 6,
+    train_per_item: int | Sequence[int] = (2, 3, 4),
+    query_per_item: int | Sequence[int] = (1, 2, 3),
+    gallery_per_item: int | Sequence[int] = (2, 1, 3),
+    size: int = 8,
+) -> dict[str, list[tuple[str, int]]]:
+    """Write an In-Shop (DeepFashion) folder: Eval/list_eval_partition.txt and Img/img/ JPEGs.
+
+    Items alternate train, test, train, test, ... (the rest of the larger side last) and are
+    numbered inshop_item_number(0), (1), ... = 2, 5, 8, ..., written id_00000002, .... The n-th
+    train item has train_per_item images (an int, or sizes cycled over n); the n-th test item
+    has query_per_item query and gallery_per_item gallery images, their lines interleaved
+    (query, gallery, query, ...). Images are 'img/<category>/id_<8 digits>/<pp>_<k>_<view>.jpg'
+    under Img/, like 'img/WOMEN/Dresses/id_00000002/02_1_front.jpg'. The partition file holds
+    the image count, the header, then lines padded with runs of spaces (and trailing spaces)
+    as the official file is.
+
+    Returns {"train": [...], "query": [...], "gallery": [...]}, the (image_name, item number)
+    of each line in file order. The defaults write 6 train items (18 images) and 6 test items
+    (12 query, 12 gallery images; every test item has at least one of each).
+    """
+    roles = [
+        role
+        for i in range(max(train_items, test_items))
+        for role, count in (("train", train_items), ("test", test_items))
+        if i < count
+    ]
+    records: dict[str, list[tuple[str, int]]] = {"train": [], "query": [], "gallery": []}
+    lines = []
+    seen = {"train": 0, "test": 0}
+    for position, role in enumerate(roles):
+        number, nth = inshop_item_number(position), seen[role]
+        seen[role] += 1
+        if role == "train":
+            statuses = ["train"] * _cycled(train_per_item, nth)
+        else:
+            queries, galleries = _cycled(query_per_item, nth), _cycled(gallery_per_item, nth)
+            statuses = [
+                s
+                for j in range(max(queries, galleries))
+                for s, count in (("query", queries), ("gallery", galleries))
+                if j < count
+            ]
+        category = INSHOP_CATEGORIES[position % len(INSHOP_CATEGORIES)]
+        for j, status in enumerate(statuses):
+            view = INSHOP_VIEWS[j % len(INSHOP_VIEWS)]
+            name = f"img/{category}/id_{number:08d}/{j // 4 + 1:02d}_{j % 4 + 1}_{view}.jpg"
+            write_jpeg(root / "Img" / name, len(lines) + 1, size)
+            records[status].append((name, number))
+            lines.append(f"{name:<60} id_{number:08d} {status:<10}")
+    eval_dir = root / "Eval"
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    header = [str(len(lines)), "image_name item_id evaluation_status"]
+    _write_lines(eval_dir / "list_eval_partition.txt", header + lines)
+    return records
+
+
+def _cycled(sizes: int | Sequence[int], n: int) -> int:
+    # An int for every n, or the n-th of a sequence taken round and round.
+    return sizes if isinstance(sizes, int) else sizes[n % len(sizes)]
 
 
 def _mat_uint(value: int, dtype: type) -> np.ndarray:

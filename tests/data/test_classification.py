@@ -101,8 +101,8 @@ def test_unknown_name_lists_the_datasets(tmp_path: Path) -> None:
         load_classification_data(cfg)
     message = str(info.value)
     assert "'imagenet'" in message
-    assert "['synthetic', 'cub200', 'cars196', 'aircraft']" in message
-    assert DATASETS == ("synthetic", "cub200", "cars196", "aircraft")
+    assert "['synthetic', 'cub200', 'cars196', 'aircraft', 'sop', 'inshop']" in message
+    assert DATASETS == ("synthetic", "cub200", "cars196", "aircraft", "sop", "inshop")
 
 
 def test_aircraft_under_retrieval_points_to_classification(tmp_path: Path) -> None:

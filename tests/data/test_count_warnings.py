@@ -1,4 +1,7 @@
-"""Every real loader warns with found vs expected counts, and only when they differ."""
+"""Every real loader warns with found vs expected counts, and only when they differ.
+
+In-Shop's three-split warning (train / query / gallery) is tested in test_inshop.py.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from dml.data import aircraft, cars, cub
-from tests.data.fixtures import write_aircraft_fixture, write_cars_fixture, write_cub_fixture
+from dml.data import aircraft, cars, cub, sop
+from tests.data.fixtures import (
+    make_sop,
+    write_aircraft_fixture,
+    write_cars_fixture,
+    write_cub_fixture,
+)
 
 # (module, loader, expected-counts constant, official counts, fixture writer, found counts).
 # Found counts by hand: retrieval fixtures hold 2 train + 2 test classes of 3 images; CUB's
 # file makes the first image of each class test (4 classes: 8 / 4); the Cars fixture marks
-# odd records test (6 / 6); Aircraft has 2 variants of 3 trainval + 1 test images (6 / 2).
+# odd records test (6 / 6); Aircraft has 2 variants of 3 trainval + 1 test images (6 / 2);
+# SOP has 3 train classes of 2, 3, 4 images and 2 test classes of 5, 6 (9 / 11).
 LOADERS = [
     (
         cub,
@@ -61,8 +70,16 @@ LOADERS = [
         ),
         (6, 2),
     ),
+    (
+        sop,
+        sop.load_sop,
+        "SOP_EXPECTED",
+        (59551, 60502),
+        partial(make_sop, classes_train=3, classes_test=2),
+        (9, 11),
+    ),
 ]
-IDS = ["cub200", "cars196", "cub200-classification", "cars196-classification", "aircraft"]
+IDS = ["cub200", "cars196", "cub200-classification", "cars196-classification", "aircraft", "sop"]
 PARAMS = ("module", "load", "const", "official", "write", "found")
 
 

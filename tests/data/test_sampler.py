@@ -277,3 +277,40 @@ def test_global_batch_that_does_not_split():
         EpochBatchSampler(list(range(80)), 40, 0, rank=0, world_size=3)
     with pytest.raises(DmlError, match=r"multiple of 8 \(2 x trainer.samples_per_class=4\)"):
         EpochBatchSampler([c for c in range(10) for _ in range(8)], 36, 4, world_size=2)
+
+
+# SOP-like class sizes: 2-12 images, most 2-6, mean 5 (SOP's train split: 59,551 images of
+# 11,318 classes, 5.3 a class); class ids with gaps, images grouped by class as in Ebay_*.txt.
+SOP_SIZES = (2, 3, 4, 5, 6, 3, 4, 12, 2, 5, 8, 6)
+SOP_LABELS = [7 * c + 1 for c in range(300) for _ in range(SOP_SIZES[c % len(SOP_SIZES)])]
+
+
+@pytest.mark.parametrize("m", [2, 4, 8])
+def test_sop_like_small_classes_are_balanced(m):
+    """Catches balanced batches breaking on SOP-like classes of 2-12 images: a batch with
+    other than 32/m classes of m images, an index outside the split, an image drawn twice
+    from a class that has m or more, a class of fewer than m images refused or padded from
+    other classes (it is drawn with replacement), or classes left unvisited in an epoch."""
+    labels, batch_size = SOP_LABELS, 32
+    members = Counter(labels)
+    assert sum(members.values()) / len(members) == 5 and min(members.values()) == 2
+    s = EpochBatchSampler(labels, batch_size, samples_per_class=m, seed=11)
+    for epoch in (0, 1):
+        s.set_epoch(epoch)
+        batches = list(s)
+        assert len(batches) == len(labels) // batch_size == 46
+        seen = set()
+        for batch in batches:
+            assert all(0 <= i < len(labels) for i in batch)
+            assert batch_ok(batch, labels, batch_size, m)
+            for c in {labels[i] for i in batch}:
+                picked = [i for i in batch if labels[i] == c]
+                if members[c] >= m:
+                    assert len(set(picked)) == m  # without replacement
+                else:
+                    assert len(set(picked)) <= members[c] < m  # with replacement
+            seen |= {labels[i] for i in batch}
+        if len(batches) * batch_size // m >= len(members) + batch_size // m:
+            assert seen == set(members)  # one pass over the classes at least
+        if m > 2:  # classes of 2 images drawn m times must repeat one (pigeonhole)
+            assert any(len(set(b)) < len(b) for b in batches)

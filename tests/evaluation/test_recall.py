@@ -38,16 +38,27 @@ def brute_force_recall(emb: np.ndarray, labels: np.ndarray, ks) -> dict[int, flo
     return {k: float(hits[:, :k].any(axis=1).mean()) for k in ks}
 
 
-def pml_accuracy(emb: np.ndarray, labels: np.ndarray, metric: str) -> float:
-    """A metric straight from PML's AccuracyCalculator with query = reference."""
-    x = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+def pml_accuracy(
+    emb: np.ndarray, labels: np.ndarray, metric: str, gallery=None, gallery_labels=None
+) -> float:
+    """A metric straight from PML's AccuracyCalculator: query = reference without a gallery,
+    else the gallery as a separate reference (ref_includes_query=False)."""
+
+    def unit(x):
+        return torch.from_numpy(x / np.linalg.norm(x, axis=1, keepdims=True))
+
     calc = AccuracyCalculator(
         include=(metric,),
         k="max_bin_count",
         device=torch.device("cpu"),
         knn_func=FaissKNN(reset_before=True, reset_after=True),
     )
-    return calc.get_accuracy(torch.from_numpy(x), torch.from_numpy(labels))[metric]
+    if gallery is None:
+        return calc.get_accuracy(unit(emb), torch.from_numpy(labels))[metric]
+    reference = (unit(gallery), torch.from_numpy(gallery_labels))
+    return calc.get_accuracy(
+        unit(emb), torch.from_numpy(labels), *reference, ref_includes_query=False
+    )[metric]
 
 
 def test_matches_brute_force_reference():
@@ -249,3 +260,202 @@ def test_gpu_index_used_when_faiss_sees_a_gpu(monkeypatch):
     assert moved == [("res", 0)]
     recall_mod._flat_ip_index(emb, recall_mod._GPU_MAX_K + 1)
     assert moved == [("res", 0)]
+
+
+# -- query / gallery (In-Shop) ---------------------------------------------------------------
+def query_gallery(seed: int, n_query: int = 120, n_gallery: int = 200, classes: int = 15):
+    """Queries and a gallery drawn independently around shared class centres (16-d).
+
+    Label 0 is only in the gallery and label classes - 1 only among the queries (so its
+    queries have R = 0), and five queries are copied exactly into the gallery, same label.
+    """
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(classes, 16))
+    q_lab = rng.integers(1, classes, n_query)
+    q_lab[:3] = classes - 1
+    g_lab = rng.integers(0, classes - 1, n_gallery - 5)
+    q = (centres[q_lab] + 1.3 * rng.normal(size=(n_query, 16))).astype(np.float32)
+    g = (centres[g_lab] + 1.3 * rng.normal(size=(len(g_lab), 16))).astype(np.float32)
+    copied = rng.choice(np.flatnonzero(q_lab != classes - 1), 5, replace=False)
+    g, g_lab = np.vstack([g, q[copied]]), np.concatenate([g_lab, q_lab[copied]])
+    order = rng.permutation(n_gallery)
+    return q, q_lab, g[order], g_lab[order]
+
+
+def brute_force_gallery(q, q_lab, g, g_lab, ks) -> dict:
+    """Reference R@k and MAP@R from the full query x gallery cosine matrix, nothing excluded."""
+    qn = q.astype(np.float64) / np.linalg.norm(q, axis=1, keepdims=True)
+    gn = g.astype(np.float64) / np.linalg.norm(g, axis=1, keepdims=True)
+    order = np.argsort(-(qn @ gn.T), axis=1, kind="stable")
+    hits = g_lab[order] == q_lab[:, None]
+    out = {f"R@{k}": float(hits[:, :k].any(axis=1).mean()) for k in ks}
+    aps = []
+    for row in hits:
+        r = int(row.sum())  # the gallery items sharing the query's label
+        if r:
+            rel = row[:r]
+            aps.append(float((rel * np.cumsum(rel) / np.arange(1, r + 1)).sum() / r))
+    return out | {"MAP@R": float(np.mean(aps))}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_gallery_matches_brute_force_reference(seed):
+    """Bug: the gallery search dropping each query's first hit as if it were itself (the
+    copied queries then lose their exact match), labels densified per set (label 0 exists only
+    in the gallery, so the two sets' indices would be shifted), or R counted in the queries."""
+    q, q_lab, g, g_lab = query_gallery(seed)
+    got = recall_mod.retrieval_metrics(q, q_lab, KS, gallery=g, gallery_labels=g_lab)
+    want = brute_force_gallery(q, q_lab, g, g_lab, KS)
+    assert all(0.0 < v < 1.0 for v in want.values()), want
+    assert got == pytest.approx(want, abs=1e-12)
+    assert recall_at_k(q, q_lab, KS, gallery=g, gallery_labels=g_lab) == pytest.approx(
+        {k: want[f"R@{k}"] for k in KS}, abs=1e-12
+    )
+    assert map_at_r(q, q_lab, gallery=g, gallery_labels=g_lab) == pytest.approx(
+        want["MAP@R"], abs=1e-12
+    )
+
+
+def test_gallery_chunked_search_matches_brute_force(monkeypatch):
+    """Bug: a per-block offset (the self-exclusion's) applied to gallery indices."""
+    monkeypatch.setattr(recall_mod, "_QUERY_CHUNK", 7)
+    monkeypatch.setattr(recall_mod, "_NORM_CHUNK", 5)
+    q, q_lab, g, g_lab = query_gallery(4, n_query=53, n_gallery=81)
+    got = recall_mod.retrieval_metrics(q, q_lab, KS, gallery=g, gallery_labels=g_lab)
+    assert got == pytest.approx(brute_force_gallery(q, q_lab, g, g_lab, KS), abs=1e-12)
+
+
+def test_gallery_hand_computed():
+    """Bug: an identical gallery item dropped as "self", a query with R = 0 averaged in as AP 0,
+    or R taken from the union of both sets instead of the gallery.
+
+    Unit vectors at these angles; the gap in angle orders the similarities.
+    Gallery: g0 0 deg A (a copy of q0), g1 20 B, g2 40 A, g3 60 A, g4 80 B, so R(A)=3, R(B)=2.
+    q0 (0 deg, A): g0 g1 g2 -> A B A, hits [1,0,1], AP = (1/1 + 2/3) / 3 = 5/9.
+    q1 (90 deg, B): g4 g3 -> B A, hits [1,0], AP = (1/1) / 2 = 1/2.
+    q2 (45 deg, C): no C in the gallery, so R = 0: left out of MAP@R, a miss for Recall@K.
+    MAP@R = (5/9 + 1/2) / 2 = 19/36 (dropping the first hit gives 7/36, averaging q2 in 19/54).
+    R@1: q0 (g0) and q1 (g4) hit, q2 misses -> 2/3; R@5 likewise 2/3.
+    """
+
+    def unit(degrees):
+        a = np.deg2rad(degrees)
+        return np.stack([np.cos(a), np.sin(a)], axis=1)
+
+    q, q_lab = unit([0.0, 90.0, 45.0]), np.array(["A", "B", "C"])
+    g, g_lab = unit([0.0, 20.0, 40.0, 60.0, 80.0]), np.array(["A", "B", "A", "A", "B"])
+    got = recall_mod.retrieval_metrics(q, q_lab, (1, 5), gallery=g, gallery_labels=g_lab)
+    assert got == pytest.approx({"R@1": 2 / 3, "R@5": 2 / 3, "MAP@R": 19 / 36}, abs=1e-12)
+
+
+def test_gallery_equal_to_queries_counts_each_query_as_its_own_neighbour():
+    """Bug: gallery mode still excluding the query's own index (here the gallery is the query
+    set, so every query's rank-1 item is its identical copy with its own label)."""
+    emb, labels = clustered(seed=13)
+    got = recall_at_k(emb, labels, ks=(1,), gallery=emb, gallery_labels=labels)
+    assert got == {1: 1.0} and recall_at_k(emb, labels, ks=(1,))[1] < 1.0
+
+
+def test_gallery_equals_pml_with_separate_reference():
+    """Bug: any disagreement with PML's query/reference evaluation (ref_includes_query=False),
+    which, like us, leaves queries whose label has no gallery item out of MAP@R; its P@1 also
+    leaves them out, so our R@1 is compared on the queries whose label is in the gallery."""
+    q, q_lab, g, g_lab = query_gallery(5)
+    pml_map = pml_accuracy(q, q_lab, "mean_average_precision_at_r", g, g_lab)
+    assert map_at_r(q, q_lab, gallery=g, gallery_labels=g_lab) == pytest.approx(pml_map, abs=1e-12)
+    present = np.isin(q_lab, g_lab)
+    assert not present.all()
+    ours_r1 = recall_at_k(q[present], q_lab[present], (1,), g, g_lab)[1]
+    assert ours_r1 == pytest.approx(pml_accuracy(q, q_lab, "precision_at_1", g, g_lab), abs=1e-12)
+
+
+def test_gallery_searched_once_with_k_not_k_plus_1(monkeypatch):
+    """Bug: gallery mode searching a second index, the query set, or k + 1 neighbours (the
+    self-exclusion's extra one, which would be wasted, or wrongly dropped)."""
+    q, q_lab, g, g_lab = query_gallery(6, n_query=400)
+    built, searches = [], []
+    real = recall_mod._flat_ip_index
+
+    def counting_index(x, k):
+        built.append(len(x))
+        index = real(x, k)
+        search = index.search
+        index.search = lambda qq, kk: searches.append((len(qq), kk)) or search(qq, kk)
+        return index
+
+    monkeypatch.setattr(recall_mod, "_flat_ip_index", counting_index)
+    monkeypatch.setattr(recall_mod, "_QUERY_CHUNK", 150)
+    got = recall_mod.retrieval_metrics(q, q_lab, (1, 4, 16), gallery=g, gallery_labels=g_lab)
+    r_max = np.bincount(g_lab).max()  # R = the gallery items sharing the query's label
+    assert r_max > 16 and built == [len(g)]
+    assert searches == [(150, r_max), (150, r_max), (100, r_max)]
+    monkeypatch.undo()
+    assert got == pytest.approx(brute_force_gallery(q, q_lab, g, g_lab, (1, 4, 16)), abs=1e-12)
+
+
+def test_gallery_ks_limited_by_gallery_size_not_query_count():
+    """Bug: the n-1 limit of the self search applied to a gallery search (two queries would
+    allow only k = 1), or ks beyond the gallery's size crashing retrieval_metrics.
+
+    Queries at 0 and 90 degrees, gallery at 0, 30, 60, 90 degrees: each query's nearest gallery
+    item has the other label and its second the same one, so R@1 = 0 and R@2 = R@4 = 1.
+    """
+    angles = np.deg2rad([0.0, 90.0, 0.0, 30.0, 60.0, 90.0])
+    points = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    q, q_lab, g, g_lab = points[:2], np.array([0, 1]), points[2:], np.array([1, 0, 1, 0])
+    got = recall_mod.retrieval_metrics(q, q_lab, (1, 2, 4, 8), False, g, g_lab)
+    assert got == {"R@1": 0.0, "R@2": 1.0, "R@4": 1.0}
+    assert recall_at_k(q[:1], q_lab[:1], (1, 4), g, g_lab) == {1: 0.0, 4: 1.0}
+
+
+def test_gallery_torch_and_large_labels_agree_with_numpy():
+    """Bug: torch galleries not converted, or labels cast (as PML does) to float and merged."""
+    q, q_lab, g, g_lab = query_gallery(7)
+    want = recall_mod.retrieval_metrics(q, q_lab, KS, gallery=g, gallery_labels=g_lab)
+    got = recall_mod.retrieval_metrics(
+        torch.from_numpy(q),
+        torch.from_numpy(q_lab + 2**40),
+        KS,
+        gallery=torch.from_numpy(g).double().requires_grad_(True),
+        gallery_labels=torch.from_numpy(g_lab + 2**40),
+    )
+    assert got == want
+
+
+def test_no_gallery_results_unchanged():
+    """Bug: the gallery changes altering the self search (values computed with the code as it
+    was before galleries existed), or gallery=None not meaning "no gallery"."""
+    emb, labels = clustered(n=250, seed=11)
+    want = {"R@1": 0.62, "R@2": 0.792, "R@4": 0.9, "R@8": 0.964, "R@16": 0.992}
+    got = recall_mod.retrieval_metrics(emb, labels, KS)
+    assert got == pytest.approx(want | {"MAP@R": 0.3023465997728621}, abs=1e-12)
+    explicit = recall_mod.retrieval_metrics(emb, labels, KS, True, None, None)
+    assert explicit == got
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"gallery": GOOD_EMB}, "given together"),
+        ({"gallery_labels": GOOD_LAB}, "given together"),
+        ({"gallery": GOOD_EMB[:, :3], "gallery_labels": GOOD_LAB}, r"dimension 3 .* 4"),
+        ({"gallery": GOOD_EMB, "gallery_labels": GOOD_LAB[:3]}, "gallery and gallery_labels"),
+        ({"gallery": GOOD_EMB[0], "gallery_labels": GOOD_LAB[:1]}, "gallery must be 2-D"),
+        ({"gallery": GOOD_EMB[:0], "gallery_labels": GOOD_LAB[:0]}, "at least 1 gallery"),
+        ({"gallery": GOOD_EMB * np.nan, "gallery_labels": GOOD_LAB}, "gallery contain NaN"),
+        ({"gallery": GOOD_EMB, "gallery_labels": GOOD_LAB, "ks": (1, 5)}, "gallery items \\(4\\)"),
+    ],
+)
+def test_gallery_bad_inputs(kwargs, match):
+    """Bug: a half-given, mis-shaped or too small gallery silently falling back to the self
+    search or reaching faiss (which returns -1 indices for k beyond its size)."""
+    with pytest.raises(ValueError, match=match):
+        recall_at_k(GOOD_EMB, GOOD_LAB, **({"ks": (1,)} | kwargs))
+
+
+def test_gallery_map_at_r_undefined_when_no_query_label_is_in_the_gallery():
+    """Bug: a MAP@R of nan (the mean of no queries) instead of an error."""
+    with pytest.raises(ValueError, match="no query's label is in the gallery"):
+        map_at_r(GOOD_EMB, GOOD_LAB, gallery=GOOD_EMB, gallery_labels=GOOD_LAB + 2)
+    with pytest.raises(ValueError, match="given together"):
+        map_at_r(GOOD_EMB, GOOD_LAB, gallery=GOOD_EMB)

@@ -252,3 +252,14 @@ def test_every_table1_cell_matches_the_markdown(supplement):
         for layer, value in enumerate(values, start=1):
             expected = value * scale.get(field, 1.0)
             assert table1_row(layer)[field] == pytest.approx(expected, rel=1e-12), (field, layer)
+
+
+def test_proxy_anchor_context_on_sop_and_inshop():
+    """Bug: the other papers' SOP / In-Shop numbers mistyped or swapped, or presented as
+    ResNet-50 figures (they are Inception-BN)."""
+    from dml.paper import context
+
+    assert context("proxy_anchor", "sop") == {"arch": "bn_inception", "R@1": 79.2}
+    assert context("proxy_anchor", "inshop") == {"arch": "bn_inception", "R@1": 91.9}
+    with pytest.raises(KeyError, match="no context for 'proxy_anchor' on 'cub200'"):
+        context("proxy_anchor", "cub200")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
 from dml.errors import DmlError
 from dml.policies import build_policy
 from dml.policies.layerwise import layer_decay_factors, rgn_factors, unfrozen_mask
-from tests.conftest import compose_cfg, tiny_trainer
+from tests.conftest import TINY_OVERRIDES, compose_cfg, tiny_trainer
 from tests.policies.test_schedules import GROUPS, INITIAL, sgd_moves, sgd_policy
 
 LR = ["optimizer.lr=1e-3"]  # the backbone LR of sgd_policy's groups
@@ -134,3 +136,41 @@ def test_bad_llrd_values_are_one_line_errors(override, message):
     """Catches a decay above 1 (LRs growing downwards) or an unknown shape accepted."""
     with pytest.raises(DmlError, match=message.replace("(", r"\(")):
         build_policy(compose_cfg(["lr_policy=llrd", override]))
+
+
+def _expected_lrs(policy: str, units: int) -> dict[str, float]:
+    """Epoch 0's stem / unit LRs worked out by hand at l_max 3e-3 (the twin's SGD)."""
+    names = ["stem", *(f"unit{k}" for k in range(1, units + 1))]
+    if policy == "llrd":  # decay 0.5: unit k at 0.5^(K-k), the stem at 0.5^K
+        return {n: 3e-3 * 0.5 ** (units - i) for i, n in enumerate(names)}
+    # gradual_unfreeze, every 1: only the top unit trains in epoch 0
+    return {n: (3e-3 if n == f"unit{units}" else 0.0) for n in names}
+
+
+@pytest.mark.parametrize(("model", "units"), [("resnet18", 7), ("vit_tiny", 6)])
+@pytest.mark.parametrize("loss", ["proxy_anchor", "triplet", "softmax"])
+def test_every_layerwise_policy_trains_with_every_loss_and_backbone(
+    tmp_path, tmp_path_factory, loss, model, units
+):
+    """Catches a per-layer policy that assumes a ResNet's units (vit_tiny has 6 blocks and a
+    final LayerNorm in the head group) or a loss with or without parameters: each policy
+    runs a whole train.py job to completion and logs its own LR profile, not another's."""
+    from dml.run import run
+
+    for policy in ("llrd", "gradual_unfreeze", "autorgn"):
+        run_dir = tmp_path / policy
+        data = tmp_path_factory.getbasetemp() / "layerwise-data"  # generated once, shared
+        overrides = [*TINY_OVERRIDES, f"data_dir={data}", f"model={model}"]
+        overrides += [f"loss={loss}", f"lr_policy={policy}", "trainer.max_steps_per_epoch=2"]
+        cfg = compose_cfg([*overrides, "lr_policy.decay=0.5"] if policy == "llrd" else overrides)
+        assert run(cfg, run_dir) == 0
+        saved = json.loads((run_dir / "results.json").read_text())
+        assert saved["status"] == "completed"
+        lrs = saved["history"][0]["lr"]
+        backbone = {n: v for n, v in lrs.items() if n not in ("head", "loss")}
+        if policy == "autorgn":  # the unit of largest ||g|| / ||w|| at l_max, the rest below
+            assert len(backbone) == units + 1
+            assert max(backbone.values()) == pytest.approx(3e-3)
+            assert all(0 < v <= 3e-3 * (1 + 1e-9) for v in backbone.values())
+        else:
+            assert backbone == pytest.approx(_expected_lrs(policy, units))

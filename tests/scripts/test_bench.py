@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dml.run import bare_trainer
@@ -32,8 +33,33 @@ def test_references_compute_the_same_metrics_as_ours():
     assert 0 < ours["R@8"] < 1
 
 
+def brute_force_gallery(n: int) -> dict:
+    """R@1,2,4,8 and MAP@R of bench's n queries against its n-item gallery, from the full
+    query x gallery cosine matrix (nothing excluded: the sets are separate)."""
+    q, q_lab, g, g_lab = bench.random_query_gallery(n)
+    qn = q / np.linalg.norm(q.astype(np.float64), axis=1, keepdims=True)
+    gn = g / np.linalg.norm(g.astype(np.float64), axis=1, keepdims=True)
+    hits = g_lab[np.argsort(-(qn @ gn.T), axis=1)] == q_lab[:, None]
+    r = hits.sum(axis=1)  # gallery items sharing the query's label
+    ap = [(h[:k] * np.cumsum(h[:k]) / np.arange(1, k + 1)).sum() / k for h, k in zip(hits, r) if k]
+    return {f"R@{k}": hits[:, :k].any(axis=1).mean() for k in bench.KS} | {"MAP@R": np.mean(ap)}
+
+
+def test_gallery_row_scores_the_query_gallery_search():
+    """Bug: the ours_gallery row searching the queries against themselves (or a gallery that is
+    a copy of them) instead of an independent gallery, so it measures the wrong search."""
+    q, q_lab, g, g_lab = bench.random_query_gallery(300)
+    assert len(g) == 300 and not np.array_equal(q, g) and not np.array_equal(q_lab, g_lab)
+    got = bench.eval_worker("ours_gallery", 300, 1)
+    assert got["n"] == got["gallery_n"] == 300
+    assert got["metrics"] == pytest.approx(brute_force_gallery(300), abs=1e-6)
+    assert got["metrics"] != bench.eval_worker("ours", 300, 1)["metrics"]
+
+
 def test_eval_section_ratios_come_from_the_right_rows(tmp_path):
-    """Bug: a ratio taken against another method's or another n's timing."""
+    """Bug: a ratio taken against another method's or another n's timing; the gallery row's
+    keys (eval.gallery_seconds, eval.gallery_peak_mib) taken from another row, or its
+    metrics not those of the n x n query/gallery search."""
     out = tmp_path / "bench.json"
     cmd = [sys.executable, "scripts/bench.py", "--sections", "eval", "--eval-n", "600"]
     proc = subprocess.run(
@@ -43,8 +69,19 @@ def test_eval_section_ratios_come_from_the_right_rows(tmp_path):
     report = json.loads(out.read_text())
     e = report["eval"]
     rows = {(r["method"], r["n"]): r for r in e["rows"]}
-    assert set(rows) == {("ours", 600), ("gemm", 600), ("pml", 600), ("naive", 600)}
+    assert set(rows) == {
+        ("ours", 600),
+        ("ours_gallery", 600),
+        ("gemm", 600),
+        ("pml", 600),
+        ("naive", 600),
+    }
     assert e["n"] == 600 and e["peak_mib"] == rows["ours", 600]["peak_mib"]
+    gallery_row = rows["ours_gallery", 600]
+    assert e["gallery_seconds"] == gallery_row["seconds"] > 0
+    assert e["gallery_peak_mib"] == gallery_row["peak_mib"] > 0
+    assert gallery_row["metrics"] == pytest.approx(brute_force_gallery(600), abs=1e-6)
+    assert "| ours_gallery | 600 x 600 |" in proc.stdout
     assert e["ratio_to_gemm"] == rows["ours", 600]["seconds"] / rows["gemm", 600]["seconds"]
     assert e["speedup_vs_naive"] == rows["naive", 600]["seconds"] / rows["ours", 600]["seconds"]
     assert e["speedup_vs_pml"] == rows["pml", 600]["seconds"] / rows["ours", 600]["seconds"]

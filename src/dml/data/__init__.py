@@ -1,4 +1,4 @@
-"""Datasets: real loaders (CUB-200-2011, Cars-196, FGVC-Aircraft), synthetic data, transforms."""
+"""Datasets: real loaders (CUB, Cars, SOP, In-Shop, FGVC-Aircraft), synthetic data, transforms."""
 
 from __future__ import annotations
 
@@ -9,11 +9,16 @@ from pathlib import Path
 from dml.data.records import ImageListDataset, RetrievalData, Split, split_by_class
 from dml.errors import DmlError
 
-DATASETS = ("synthetic", "cub200", "cars196", "aircraft")
+DATASETS = ("synthetic", "cub200", "cars196", "aircraft", "sop", "inshop")
+# Retrieval-only benchmarks (no classification split): name -> full name.
+RETRIEVAL_ONLY = {"sop": "Stanford Online Products", "inshop": "In-Shop Clothes Retrieval"}
 
 
 def load_retrieval_data(cfg) -> RetrievalData:
-    """Train/test splits (disjoint classes) of the dataset named by cfg.name."""
+    """Train/test splits (disjoint classes) of the dataset named by cfg.name.
+
+    For inshop the result also holds a gallery: test is then the query split.
+    """
     root = Path(cfg.root)
     if cfg.name == "cub200":
         from dml.data.cub import load_cub200
@@ -23,6 +28,14 @@ def load_retrieval_data(cfg) -> RetrievalData:
         from dml.data.cars import load_cars196
 
         return load_cars196(root)
+    if cfg.name == "sop":
+        from dml.data.sop import load_sop
+
+        return load_sop(root)
+    if cfg.name == "inshop":
+        from dml.data.inshop import load_inshop
+
+        return load_inshop(root)
     if cfg.name == "synthetic":
         return load_synthetic(cfg)
     if cfg.name == "aircraft":
@@ -50,6 +63,11 @@ def load_classification_data(cfg) -> RetrievalData:
         return load_aircraft(root)
     if cfg.name == "synthetic":
         return load_synthetic_classification(cfg)
+    if cfg.name in RETRIEVAL_ONLY:
+        raise DmlError(
+            f"dataset={cfg.name} is a retrieval benchmark ({RETRIEVAL_ONLY[cfg.name]}) with no "
+            "classification split: use task=retrieval"
+        )
     raise DmlError(f"unknown dataset.name '{cfg.name}': expected one of {list(DATASETS)}")
 
 

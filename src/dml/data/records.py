@@ -31,10 +31,16 @@ class Split:
 
 @dataclass(frozen=True)
 class RetrievalData:
-    """Train split (seen classes) and test split (unseen classes) of a retrieval benchmark."""
+    """Train split (seen classes) and test split (unseen classes) of a retrieval benchmark.
+
+    gallery: when set (In-Shop), `test` holds the queries, searched against `gallery` instead
+    of against themselves; None (every other dataset) means each test image queries the rest
+    of `test`.
+    """
 
     train: Split
     test: Split
+    gallery: Split | None = None
 
 
 class ImageListDataset(Dataset):

@@ -19,16 +19,19 @@ def compute_embeddings(
     flip: bool = False,
     feature: str = "embedding",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Features (float32, n x d) and labels; flip adds the mirrored image's raw features.
+    """Features (float32, n x d) and labels (int64); flip adds the mirrored image's raw features.
 
     feature: "embedding" (the head's output) or "pooled" (the backbone's pooled features).
+    Batches are written into arrays sized from len(loader.dataset), so peak memory holds one
+    copy of the features rather than a list of batches plus their concatenation.
     """
     if feature not in FEATURES:
         raise ValueError(f"feature must be one of {FEATURES}, got {feature!r}")
     forward = model if feature == "embedding" else model.pooled
     was_training = model.training
     model.eval()
-    feats, labels = [], []
+    feats = labels = None
+    count = 0
     for images, targets in loader:
         images = images.to(device, non_blocking=True)
         emb = forward(images)
@@ -36,7 +39,24 @@ def compute_embeddings(
             # raw sum, as the reference code does: the retrieval metrics L2-normalise once,
             # so the view with the larger norm weighs more
             emb = emb + forward(torch.flip(images, dims=[3]))
-        feats.append(emb.float().cpu())
-        labels.append(torch.as_tensor(targets))
+        emb = emb.float().cpu().numpy()
+        if feats is None:  # the feature width is known only once the model has run
+            feats = np.empty((len(loader.dataset), *emb.shape[1:]), dtype=np.float32)
+            labels = np.empty(len(loader.dataset), dtype=np.int64)
+        if count + len(emb) > len(feats):  # a sampler yielding more than the dataset holds
+            feats, labels = _grown(feats, count + len(emb)), _grown(labels, count + len(emb))
+        feats[count : count + len(emb)] = emb
+        labels[count : count + len(emb)] = torch.as_tensor(targets).numpy()
+        count += len(emb)
     model.train(was_training)
-    return torch.cat(feats).numpy(), torch.cat(labels).numpy()
+    if feats is None:
+        raise ValueError("the loader yielded no batches, so there is nothing to embed")
+    # a sampler that skips items (drop_last, a custom subset) leaves the tail unused
+    return feats[:count], labels[:count]
+
+
+def _grown(buffer: np.ndarray, needed: int) -> np.ndarray:
+    """buffer copied into one at least twice as long (and at least needed rows)."""
+    out = np.empty((max(needed, 2 * len(buffer)), *buffer.shape[1:]), dtype=buffer.dtype)
+    out[: len(buffer)] = buffer
+    return out

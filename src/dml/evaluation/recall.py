@@ -1,9 +1,16 @@
 """Retrieval metrics on embeddings: Recall@K and MAP@R from one exact faiss kNN search.
 
+Two modes. Without a gallery every item is a query searched against all the others (its own
+entry excluded), as on CUB, Cars and SOP. With a gallery (In-Shop) the embeddings are the
+queries and the index holds only the gallery; nothing is excluded, so a gallery item identical
+to a query is an ordinary neighbour, and labels are compared across the two sets.
+
 Every metric reads the same neighbour lists: one search of the largest k any metric needs
-(max(ks) for Recall@K, the largest class size minus one for MAP@R), run in query blocks so
-memory stays O(block * k). pytorch-metric-learning's AccuracyCalculator is the reference the
-tests compare against; it is not called here because it would search a second time.
+(max(ks) for Recall@K, the largest R for MAP@R, R being the query's relevant items: the other
+members of its class, or its class's gallery items), run in query blocks so memory stays
+O(block * k). Similarity is cosine (rows L2-normalised). pytorch-metric-learning's
+AccuracyCalculator is the reference the tests compare against; it is not called here because
+it would search a second time.
 """
 
 from __future__ import annotations
@@ -36,37 +43,67 @@ def _to_numpy(x: Any, name: str) -> np.ndarray:
         raise ValueError(f"{name} could not be converted to an array: {exc}") from exc
 
 
-def _check_embeddings(embeddings: Any) -> np.ndarray:
+def _check_embeddings(embeddings: Any, name: str = "embeddings", min_items: int = 2) -> np.ndarray:
     """Return the embeddings as a float32 array after shape, dtype and finiteness checks."""
-    emb = _to_numpy(embeddings, "embeddings")
+    emb = _to_numpy(embeddings, name)
     if emb.ndim != 2:
-        raise ValueError(f"embeddings must be 2-D (n, d), got shape {emb.shape}")
+        raise ValueError(f"{name} must be 2-D (n, d), got shape {emb.shape}")
     if not (np.issubdtype(emb.dtype, np.floating) or np.issubdtype(emb.dtype, np.integer)):
-        raise ValueError(f"embeddings must be real numbers, got dtype {emb.dtype}")
-    if emb.shape[0] < 2:
-        raise ValueError(f"need at least 2 items to evaluate retrieval, got {emb.shape[0]}")
+        raise ValueError(f"{name} must be real numbers, got dtype {emb.dtype}")
+    if emb.shape[0] < min_items:
+        raise ValueError(
+            f"need at least {min_items} {name} item(s) to evaluate retrieval, got {emb.shape[0]}"
+        )
     if emb.shape[1] < 1:
-        raise ValueError("embeddings must have at least 1 dimension, got 0")
+        raise ValueError(f"{name} must have at least 1 dimension, got 0")
     # float32 because that is what faiss searches; values beyond its range become inf here.
     with np.errstate(over="ignore"):
         emb = emb.astype(np.float32, copy=False)
     if not np.isfinite(emb).all():
-        raise ValueError("embeddings contain NaN or inf (or values beyond float32 range)")
+        raise ValueError(f"{name} contain NaN or inf (or values beyond float32 range)")
     return emb
 
 
-def _check_labels(labels: Any, n: int) -> np.ndarray:
-    """Return the labels as a 1-D array of length n."""
-    lab = _to_numpy(labels, "labels")
+def _check_labels(labels: Any, n: int, of: str = "embeddings") -> np.ndarray:
+    """Return the labels of `of` (embeddings or gallery) as a 1-D array of length n."""
+    name = "labels" if of == "embeddings" else f"{of}_labels"
+    lab = _to_numpy(labels, name)
     if lab.ndim != 1:
-        raise ValueError(f"labels must be 1-D, got shape {lab.shape}")
+        raise ValueError(f"{name} must be 1-D, got shape {lab.shape}")
     if lab.shape[0] != n:
-        raise ValueError(f"embeddings and labels lengths differ: {n} vs {lab.shape[0]}")
+        raise ValueError(f"{of} and {name} lengths differ: {n} vs {lab.shape[0]}")
     return lab
 
 
-def _check_ks(ks: Sequence[int], n: int) -> tuple[int, ...]:
-    """Return ks as a tuple of positive ints, each at most n - 1 (self is excluded)."""
+Gallery = tuple[np.ndarray, np.ndarray]  # (embeddings, labels) searched instead of the queries
+
+
+def _check_inputs(
+    embeddings: Any, labels: Any, gallery: Any, gallery_labels: Any
+) -> tuple[np.ndarray, np.ndarray, Gallery | None]:
+    """Checked queries, their labels and the checked gallery (None without one)."""
+    if (gallery is None) != (gallery_labels is None):
+        raise ValueError("gallery and gallery_labels must be given together")
+    # Against a gallery a single query is enough; searching a set against itself needs two.
+    emb = _check_embeddings(embeddings, min_items=2 if gallery is None else 1)
+    lab = _check_labels(labels, emb.shape[0])
+    if gallery is None:
+        return emb, lab, None
+    gal = _check_embeddings(gallery, "gallery", min_items=1)
+    if gal.shape[1] != emb.shape[1]:
+        raise ValueError(
+            f"gallery dimension {gal.shape[1]} differs from the embeddings' {emb.shape[1]}"
+        )
+    return emb, lab, (gal, _check_labels(gallery_labels, gal.shape[0], "gallery"))
+
+
+def _k_limit(emb: np.ndarray, gallery: Gallery | None) -> int:
+    """The largest k a search can fill: n - 1 (self excluded), or the gallery's size."""
+    return emb.shape[0] - 1 if gallery is None else gallery[0].shape[0]
+
+
+def _check_ks(ks: Sequence[int], limit: int, in_gallery: bool = False) -> tuple[int, ...]:
+    """Return ks as a tuple of positive ints, each at most limit (from _k_limit)."""
     ks = tuple(ks) if not isinstance(ks, int | np.integer) else (ks,)
     if not ks:
         raise ValueError("ks must contain at least one k")
@@ -74,10 +111,13 @@ def _check_ks(ks: Sequence[int], n: int) -> tuple[int, ...]:
         # bool is an int subclass but True/False as k is surely a mistake.
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
             raise ValueError(f"ks must be positive integers, got {k!r}")
-    if max(ks) > n - 1:
-        raise ValueError(
-            f"max(ks)={max(ks)} exceeds n-1={n - 1} (each query's own entry is excluded)"
+    if max(ks) > limit:
+        why = (
+            f"the number of gallery items ({limit})"
+            if in_gallery
+            else f"n-1={limit} (each query's own entry is excluded)"
         )
+        raise ValueError(f"max(ks)={max(ks)} exceeds {why}")
     return tuple(int(k) for k in ks)
 
 
@@ -137,13 +177,16 @@ def _blas_tiles():
         faiss.cvar.distance_compute_blas_database_bs = before
 
 
-def _neighbour_blocks(emb: np.ndarray, k: int):
-    """Yield (first query, (rows, k) neighbour indices with self removed) per query block."""
-    index = _flat_ip_index(emb, k + 1)
+def _neighbour_blocks(emb: np.ndarray, k: int, gallery: np.ndarray | None = None):
+    """Yield (first query, (rows, k) neighbour indices) per query block: into gallery, or
+    without one into emb itself with each query's own entry removed."""
+    own = gallery is None
+    # One extra neighbour when searching emb itself: the query's own entry, dropped below.
+    index = _flat_ip_index(emb if own else gallery, k + own)
     for start in range(0, emb.shape[0], _QUERY_CHUNK):
         with _blas_tiles():
-            _, nbrs = index.search(emb[start : start + _QUERY_CHUNK], k + 1)
-        yield start, _drop_self(nbrs, start)
+            _, nbrs = index.search(emb[start : start + _QUERY_CHUNK], k + own)
+        yield start, _drop_self(nbrs, start) if own else nbrs
 
 
 def _average_precision_at_r(hits: np.ndarray, r: np.ndarray) -> np.ndarray:
@@ -155,50 +198,82 @@ def _average_precision_at_r(hits: np.ndarray, r: np.ndarray) -> np.ndarray:
     return (rel * precision).sum(axis=1) / np.maximum(r, 1)
 
 
-def _scores(emb: np.ndarray, lab: np.ndarray, ks: tuple[int, ...], with_map: bool) -> dict:
-    """Recall@k per k and (optionally) MAP@R, from one neighbour search."""
-    _, dense, counts = np.unique(lab, return_inverse=True, return_counts=True)
+def _label_space(
+    lab: np.ndarray, gallery_labels: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Dense query labels, dense searched-item labels and each query's R (relevant items)."""
+    if gallery_labels is None:
+        _, dense, counts = np.unique(lab, return_inverse=True, return_counts=True)
+        dense = dense.reshape(-1)
+        return dense, dense, counts[dense] - 1  # R: the query's other same-label items
+    # One label space over the union, so that equal labels match across the two sets.
+    _, dense = np.unique(np.concatenate([lab, gallery_labels]), return_inverse=True)
     dense = dense.reshape(-1)
-    relevant = counts[dense] - 1  # R: the query's other same-label items
+    query, items = dense[: lab.shape[0]], dense[lab.shape[0] :]
+    return query, items, np.bincount(items, minlength=int(dense.max()) + 1)[query]
+
+
+def _scores(
+    emb: np.ndarray,
+    lab: np.ndarray,
+    ks: tuple[int, ...],
+    with_map: bool,
+    gallery: Gallery | None = None,
+) -> dict:
+    """Recall@k per k and (optionally) MAP@R, from one neighbour search."""
+    query, items, relevant = _label_space(lab, None if gallery is None else gallery[1])
     if with_map and relevant.max() < 1:
-        raise ValueError("MAP@R is undefined: every label occurs only once")
+        why = "no query's label is in the gallery" if gallery else "every label occurs only once"
+        raise ValueError(f"MAP@R is undefined: {why}")
     k_max = max(max(ks, default=0), int(relevant.max()) if with_map else 0)
     first_hit = np.empty(emb.shape[0], dtype=np.int64)
     ap = np.zeros(emb.shape[0])
-    for start, nbrs in _neighbour_blocks(_l2_normalise(emb), k_max):
+    searched = None if gallery is None else _l2_normalise(gallery[0])
+    for start, nbrs in _neighbour_blocks(_l2_normalise(emb), k_max, searched):
         rows = slice(start, start + nbrs.shape[0])
-        hits = dense[nbrs] == dense[rows, None]
+        hits = items[nbrs] == query[rows, None]
         found = hits.any(axis=1)
         first_hit[rows] = np.where(found, hits.argmax(axis=1), k_max)
         if with_map:
             ap[rows] = _average_precision_at_r(hits, relevant[rows])
     out: dict = {k: float(np.mean(first_hit < k)) for k in ks}
     if with_map:
-        # Queries with no other member of their class are left out, as in PML.
+        # Queries with no relevant item (R = 0) are left out, as in PML.
         out["MAP@R"] = float(ap[relevant > 0].mean())
     return out
 
 
-def recall_at_k(embeddings: Any, labels: Any, ks: Sequence[int] = (1, 2, 4, 8)) -> dict[int, float]:
-    """Recall@k for each k: fraction of queries with a same-label item among their k nearest."""
-    emb = _check_embeddings(embeddings)
-    lab = _check_labels(labels, emb.shape[0])
-    return _scores(emb, lab, _check_ks(ks, emb.shape[0]), with_map=False)
+def recall_at_k(
+    embeddings: Any,
+    labels: Any,
+    ks: Sequence[int] = (1, 2, 4, 8),
+    gallery: Any = None,
+    gallery_labels: Any = None,
+) -> dict[int, float]:
+    """Recall@k per k: fraction of queries with a same-label item among their k nearest."""
+    emb, lab, gal = _check_inputs(embeddings, labels, gallery, gallery_labels)
+    return _scores(emb, lab, _check_ks(ks, _k_limit(emb, gal), gal is not None), False, gal)
 
 
-def map_at_r(embeddings: Any, labels: Any) -> float:
-    """MAP@R over queries whose class has another member (PML's definition, cosine similarity)."""
-    emb = _check_embeddings(embeddings)
-    lab = _check_labels(labels, emb.shape[0])
-    return _scores(emb, lab, (), with_map=True)["MAP@R"]
+def map_at_r(
+    embeddings: Any, labels: Any, gallery: Any = None, gallery_labels: Any = None
+) -> float:
+    """MAP@R over queries with R > 0 relevant items (PML's definition, cosine similarity)."""
+    emb, lab, gal = _check_inputs(embeddings, labels, gallery, gallery_labels)
+    return _scores(emb, lab, (), True, gal)["MAP@R"]
 
 
 def retrieval_metrics(
-    embeddings: Any, labels: Any, ks: Sequence[int], with_map: bool = True
+    embeddings: Any,
+    labels: Any,
+    ks: Sequence[int],
+    with_map: bool = True,
+    gallery: Any = None,
+    gallery_labels: Any = None,
 ) -> dict[str, float]:
-    """R@k (fractions; ks beyond n - 1 are skipped) and optionally MAP@R, from one search."""
-    emb = _check_embeddings(embeddings)
-    lab = _check_labels(labels, emb.shape[0])
-    usable = _check_ks([k for k in ks if k <= emb.shape[0] - 1], emb.shape[0])
-    scores = _scores(emb, lab, usable, with_map)
+    """R@k (fractions; ks no search can fill are skipped) and optionally MAP@R, in one search."""
+    emb, lab, gal = _check_inputs(embeddings, labels, gallery, gallery_labels)
+    limit = _k_limit(emb, gal)
+    usable = _check_ks([k for k in ks if k <= limit], limit, gal is not None)
+    scores = _scores(emb, lab, usable, with_map, gal)
     return {(f"R@{k}" if isinstance(k, int) else k): v for k, v in scores.items()}

@@ -35,6 +35,15 @@ def load_published() -> dict:
     return copy.deepcopy(_load())
 
 
+def context(paper: str, dataset: str) -> dict:
+    """Another paper's published metrics on a dataset (context, not a target): {'R@1': ...}."""
+    entry = _load()["context"].get(paper)
+    if not isinstance(entry, dict) or dataset not in entry["datasets"]:
+        known = {p: sorted(e["datasets"]) for p, e in _load()["context"].items() if p != "note"}
+        raise KeyError(f"no context for {paper!r} on {dataset!r}; recorded: {known}")
+    return {"arch": entry["arch"], **entry["datasets"][dataset]}
+
+
 def rows(table: str) -> list[dict]:
     """All rows of one table ('table1'..'table4'), copied."""
     if table not in TABLES:
