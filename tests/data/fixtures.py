@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -244,3 +244,14 @@ def _mat_uint(value: int, dtype: type) -> np.ndarray:
 
 def _write_lines(path: Path, lines: Sequence[str]) -> None:
     path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+
+
+def error_line(call: Callable[[], object]) -> str:
+    """The one-line DmlError message that call() raises (the test fails if it raises none)."""
+    import pytest
+
+    from dml.errors import DmlError
+
+    with pytest.raises(DmlError) as info:
+        call()
+    return str(info.value)

@@ -14,7 +14,7 @@ from dml.data import inshop, load_classification_data, load_retrieval_data
 from dml.data.inshop import load_inshop, warn_if_gallery_counts_differ
 from dml.data.records import RetrievalData, Split
 from dml.errors import DmlError
-from tests.data.fixtures import make_inshop
+from tests.data.fixtures import error_line, make_inshop
 
 # make_inshop's defaults, worked out by hand: items 2, 5, 8, ... alternate train / test;
 # train items have 2, 3, 4 images cycled, test items 1, 2, 3 queries and 2, 1, 3 gallery.
@@ -115,9 +115,7 @@ def test_malformed_item_id_names_file_and_line(root: Path, item: str) -> None:
     """Catches an item id that is not id_<digits> turned into a label (or a traceback)."""
     path = partition(root)
     edit_line(path, 3, f"img/WOMEN/Dresses/id_00000002/01_2_side.jpg   {item} train")
-    with pytest.raises(DmlError) as info:
-        load_inshop(root)
-    assert str(info.value) == (
+    assert error_line(lambda: load_inshop(root)) == (
         f"{path}:4: item_id {item!r} is not of the form id_<digits> (e.g. id_00000002)"
     )
 
@@ -128,9 +126,7 @@ def test_unknown_status_names_line_and_allowed_ones(root: Path, status: str) -> 
     status read as query, 'Query' as query in one loader and not another)."""
     path = partition(root)
     edit_line(path, 4, f"img/MEN/Denim/id_00000005/01_1_front.jpg   id_00000005   {status}")
-    with pytest.raises(DmlError) as info:
-        load_inshop(root)
-    assert str(info.value) == (
+    assert error_line(lambda: load_inshop(root)) == (
         f"{path}:5: evaluation_status {status!r} is not one of train, query, gallery"
     )
 
@@ -143,18 +139,17 @@ def test_malformed_line_names_file_and_line(root: Path, line: str) -> None:
     missing status), and line numbers off by the two leading lines."""
     path = partition(root)
     edit_line(path, 4, line)
-    with pytest.raises(DmlError) as info:
-        load_inshop(root)
-    assert str(info.value) == f"{path}:5: malformed line {line!r}; expected {INSHOP_LINE}"
+    assert (
+        error_line(lambda: load_inshop(root))
+        == f"{path}:5: malformed line {line!r}; expected {INSHOP_LINE}"
+    )
 
 
 def test_first_line_must_be_the_count(root: Path) -> None:
     """Catches a file without its count line read from the header on (one image lost)."""
     path = partition(root)
     path.write_text("\n".join(path.read_text().splitlines()[1:]) + "\n")
-    with pytest.raises(DmlError) as info:
-        load_inshop(root)
-    assert str(info.value) == (
+    assert error_line(lambda: load_inshop(root)) == (
         f"{path}:1: expected the number of images, found 'image_name item_id evaluation_status'"
     )
     path.write_text("")
@@ -167,9 +162,7 @@ def test_second_line_must_be_the_header(root: Path) -> None:
     path = partition(root)
     lines = path.read_text().splitlines()
     path.write_text("\n".join(lines[:1] + lines[2:]) + "\n")
-    with pytest.raises(DmlError) as info:
-        load_inshop(root)
-    assert str(info.value) == (
+    assert error_line(lambda: load_inshop(root)) == (
         f"{path}:2: expected the header 'image_name item_id evaluation_status', "
         "found 'img/WOMEN/Dresses/id_00000002/01_1_front.jpg                 id_00000002 train'"
     )
@@ -180,9 +173,7 @@ def test_count_line_must_match_the_lines(root: Path) -> None:
     path = partition(root)
     lines = path.read_text().splitlines()
     path.write_text("\n".join(lines[:-1]) + "\n")
-    with pytest.raises(DmlError) as info:
-        load_inshop(root)
-    assert str(info.value) == (
+    assert error_line(lambda: load_inshop(root)) == (
         f"{path}:1: declares 42 images but the file lists 41 (truncated or edited file)"
     )
 
@@ -191,9 +182,10 @@ def test_duplicate_image_is_refused(root: Path) -> None:
     """Catches an image listed twice (e.g. both query and gallery) loaded twice."""
     path = partition(root)
     edit_line(path, 5, "img/MEN/Denim/id_00000005/01_1_front.jpg id_00000005 gallery")
-    with pytest.raises(DmlError) as info:
-        load_inshop(root)
-    assert str(info.value) == f"{path}:6: duplicate image img/MEN/Denim/id_00000005/01_1_front.jpg"
+    assert (
+        error_line(lambda: load_inshop(root))
+        == f"{path}:6: duplicate image img/MEN/Denim/id_00000005/01_1_front.jpg"
+    )
 
 
 @pytest.mark.parametrize(("index", "status"), [(4, "query"), (5, "gallery")])
@@ -201,9 +193,7 @@ def test_train_item_among_test_items_is_refused(root: Path, index: int, status: 
     """Catches a train item also queried or searched for: retrieval scored on seen items."""
     path = partition(root)
     edit_line(path, index, f"img/MEN/Denim/id_00000002/x_{status}.jpg id_00000002 {status}")
-    with pytest.raises(DmlError) as info:
-        load_inshop(root)
-    assert str(info.value) == (
+    assert error_line(lambda: load_inshop(root)) == (
         f"item id_00000002 of {path} has both train and query/gallery images "
         "(1 of 6 train items); retrieval needs disjoint train and test items"
     )
@@ -212,9 +202,7 @@ def test_train_item_among_test_items_is_refused(root: Path, index: int, status: 
 def test_missing_root_names_path_and_layout(tmp_path: Path) -> None:
     """Catches a traceback (or a vague message) for a root that does not exist."""
     missing = tmp_path / "nowhere"
-    with pytest.raises(DmlError) as info:
-        load_inshop(missing)
-    assert str(info.value) == (
+    assert error_line(lambda: load_inshop(missing)) == (
         f"dataset root {missing} does not exist; expected an In-Shop (DeepFashion) folder "
         "holding Eval/list_eval_partition.txt and Img/img/"
     )
@@ -227,9 +215,7 @@ def test_missing_partition_file_names_it(root: Path, remove: str) -> None:
     path.unlink()
     if remove == "folder":
         path.parent.rmdir()
-    with pytest.raises(DmlError) as info:
-        load_inshop(root)
-    assert str(info.value) == (
+    assert error_line(lambda: load_inshop(root)) == (
         f"missing {path}; expected a file with the number of images on line 1, the header "
         f"'image_name item_id evaluation_status' on line 2, then {INSHOP_LINE}"
     )
@@ -240,9 +226,7 @@ def test_missing_images_name_first_and_count(root: Path) -> None:
     data = load_quietly(root)
     data.gallery.paths[3].unlink()
     data.gallery.paths[1].unlink()
-    with pytest.raises(DmlError) as info:
-        load_inshop(root)
-    assert str(info.value) == (
+    assert error_line(lambda: load_inshop(root)) == (
         f"2 of 42 images listed in {partition(root)} are missing on disk; "
         f"first missing: {data.gallery.paths[1]}"
     )
@@ -282,9 +266,7 @@ def test_dispatch_by_name(root: Path) -> None:
         warnings.simplefilter("ignore", UserWarning)
         assert load_retrieval_data(cfg) == load_inshop(root)
     nowhere = OmegaConf.create({"name": "inshop", "root": str(root / "nowhere")})
-    with pytest.raises(DmlError) as info:
-        load_classification_data(nowhere)
-    assert str(info.value) == (
+    assert error_line(lambda: load_classification_data(nowhere)) == (
         "dataset=inshop is a retrieval benchmark (In-Shop Clothes Retrieval) with no "
         "classification split: use task=retrieval"
     )

@@ -14,7 +14,7 @@ from dml.data import load_classification_data, load_retrieval_data, sop
 from dml.data.records import ImageListDataset, Split
 from dml.data.sop import load_sop
 from dml.errors import DmlError
-from tests.data.fixtures import make_sop
+from tests.data.fixtures import error_line, make_sop
 
 # make_sop's defaults, worked out by hand: sizes 2, 3, 4, 5, 6 cycled over class ids 1-12.
 TRAIN_COUNTS = {1: 2, 2: 3, 3: 4, 4: 5, 5: 6, 6: 2}
@@ -74,9 +74,7 @@ def test_header_line_is_skipped_and_required(root: Path) -> None:
     assert len(data.train) == sum(TRAIN_COUNTS.values()) == 22
     path = root / "Ebay_train.txt"
     path.write_text("\n".join(path.read_text().splitlines()[1:]) + "\n")
-    with pytest.raises(DmlError) as info:
-        load_sop(root)
-    assert str(info.value) == (
+    assert error_line(lambda: load_sop(root)) == (
         f"{path}:1: expected the header 'image_id class_id super_class_id path', "
         "found '1 1 1 bicycle_final/11000000001_0.JPG'"
     )
@@ -86,9 +84,7 @@ def test_empty_list_file_names_line_1(root: Path) -> None:
     """Catches an IndexError (a traceback) on an empty Ebay_test.txt."""
     path = root / "Ebay_test.txt"
     path.write_text("")
-    with pytest.raises(DmlError) as info:
-        load_sop(root)
-    assert str(info.value) == (
+    assert error_line(lambda: load_sop(root)) == (
         f"{path}:1: expected the header 'image_id class_id super_class_id path', "
         "found an empty file"
     )
@@ -114,9 +110,7 @@ def test_test_ids_may_repeat_train_ids(root: Path) -> None:
 def test_missing_root_names_path_and_layout(tmp_path: Path) -> None:
     """Catches a traceback (or a vague message) for a dataset that is not where root says."""
     missing = tmp_path / "nowhere"
-    with pytest.raises(DmlError) as info:
-        load_sop(missing)
-    assert str(info.value) == (
+    assert error_line(lambda: load_sop(missing)) == (
         f"dataset root {missing} does not exist; expected a Stanford_Online_Products folder "
         "holding Ebay_train.txt, Ebay_test.txt and the <super class>_final/ image folders"
     )
@@ -126,9 +120,7 @@ def test_missing_root_names_path_and_layout(tmp_path: Path) -> None:
 def test_missing_list_file_names_it(root: Path, name: str) -> None:
     """Catches a missing list file treated as an empty split (a run on half the data)."""
     (root / name).unlink()
-    with pytest.raises(DmlError) as info:
-        load_sop(root)
-    assert str(info.value) == (
+    assert error_line(lambda: load_sop(root)) == (
         f"missing {root / name}; expected a file with the header line "
         f"'image_id class_id super_class_id path', then {SOP_LINE}"
     )
@@ -143,18 +135,17 @@ def test_malformed_line_names_file_and_line(root: Path, line: str) -> None:
     path-less record, or a non-integer super_class_id let through."""
     path = root / "Ebay_train.txt"
     edit_line(path, 3, line)
-    with pytest.raises(DmlError) as info:
-        load_sop(root)
-    assert str(info.value) == f"{path}:4: malformed line {line!r}; expected {SOP_LINE}"
+    assert (
+        error_line(lambda: load_sop(root))
+        == f"{path}:4: malformed line {line!r}; expected {SOP_LINE}"
+    )
 
 
 def test_duplicate_image_id_is_refused(root: Path) -> None:
     """Catches a repeated image id (a corrupt or concatenated file) loaded twice."""
     path = root / "Ebay_test.txt"
     edit_line(path, 5, "1 8 1 bicycle_final/11000000008_1.JPG")
-    with pytest.raises(DmlError) as info:
-        load_sop(root)
-    assert str(info.value) == f"{path}:6: duplicate image id 1"
+    assert error_line(lambda: load_sop(root)) == f"{path}:6: duplicate image id 1"
 
 
 def test_class_in_both_files_is_refused(root: Path) -> None:
@@ -162,9 +153,7 @@ def test_class_in_both_files_is_refused(root: Path) -> None:
     classes."""
     path = root / "Ebay_test.txt"
     edit_line(path, 1, "1 3 1 bicycle_final/11000000007_0.JPG")
-    with pytest.raises(DmlError) as info:
-        load_sop(root)
-    assert str(info.value) == (
+    assert error_line(lambda: load_sop(root)) == (
         f"class id 3 is in both {root / 'Ebay_train.txt'} and {path} (1 of 7 test classes); "
         "retrieval needs disjoint train and test classes"
     )
@@ -175,9 +164,7 @@ def test_missing_images_name_first_and_count(root: Path) -> None:
     data = load_quietly(root)
     data.train.paths[4].unlink()
     data.train.paths[1].unlink()
-    with pytest.raises(DmlError) as info:
-        load_sop(root)
-    assert str(info.value) == (
+    assert error_line(lambda: load_sop(root)) == (
         f"2 of 22 images listed in {root / 'Ebay_train.txt'} are missing on disk; "
         f"first missing: {data.train.paths[1]}"
     )
@@ -207,9 +194,7 @@ def test_dispatch_by_name(root: Path) -> None:
     cfg = OmegaConf.create({"name": "sop", "root": str(root)})
     assert load_quietly(root) == _quiet(load_retrieval_data, cfg)
     nowhere = OmegaConf.create({"name": "sop", "root": str(root / "nowhere")})
-    with pytest.raises(DmlError) as info:
-        load_classification_data(nowhere)
-    assert str(info.value) == (
+    assert error_line(lambda: load_classification_data(nowhere)) == (
         "dataset=sop is a retrieval benchmark (Stanford Online Products) with no "
         "classification split: use task=retrieval"
     )
