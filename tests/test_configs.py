@@ -179,6 +179,8 @@ def test_vits_tune_with_the_feasible_alpha_beta_and_resnets_keep_the_papers():
         "vit_b_16": (1.0, 1.0),
     }
     assert compose_cfg(["model=vit_tiny", "autolr.alpha=3"]).autolr.alpha == 3.0
+    paper = compose_cfg(["model=vit_tiny", "autolr=default"]).autolr
+    assert (paper.alpha, paper.beta) == (2.0, 0.4)
     # vit_tiny's measured v0 on the twin (first trial, 64 px, seed 0), max / min = 4.01
     v0 = [1.560e-6, 8.133e-7, 5.410e-7, 4.759e-7, 4.601e-7, 3.890e-7]
     with pytest.raises(DmlError, match="infeasible AutoLR bounds"):
