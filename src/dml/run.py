@@ -342,11 +342,11 @@ def train_run(cfg: DictConfig, run_dir: Path, results: dict, state: dict | None 
             return distributed.from_main(top1_accuracy(*out) if distributed.is_main() else None)
         emb, labels = embed(name, feature)
         # the test queries of In-Shop are searched against its gallery, not each other
-        gallery = embed("gallery", feature) if name == "test" and "gallery" in eval_loaders else {}
+        gallery = {}
+        if name == "test" and "gallery" in eval_loaders:
+            gallery = dict(zip(("gallery", "gallery_labels"), embed("gallery", feature)))
         if not distributed.is_main():
             return distributed.from_main(None)  # evaluated once, on rank 0
-        if gallery:
-            gallery = {"gallery": gallery[0], "gallery_labels": gallery[1]}
         return distributed.from_main(
             retrieval_metrics(emb, labels, list(cfg.eval.ks), cfg.eval.map_at_r, **gallery)
         )
