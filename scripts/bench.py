@@ -33,7 +33,6 @@ import argparse
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,7 +43,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dml.launch import QUICK_TWIN, compose_cfg, prepare_caches, run_summary, run_train
+from dml.launch import (
+    QUICK_TWIN,
+    compose_cfg,
+    prepare_caches,
+    run_summary,
+    run_train,
+    summarise_runs,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("eval", "train", "autolr")
@@ -319,7 +325,6 @@ def bench_autolr(
     """Constant, step, AutoLR rerun and the cheaper mode over seeds; costs and R@1.
 
     `share`: the train section's snapshot timing (measured here when it did not run)."""
-    from dml.logging.runs import mean_std
 
     twin = [*(QUICK_TWIN if quick else []), *overrides]
     epochs = compose_cfg(twin).trainer.epochs
@@ -330,15 +335,7 @@ def bench_autolr(
             run_summary(run_train(f"{name}_seed{s}", [*args, *twin, f"seed={s}"], out, "bench"))
             for s in range(seeds)
         ]
-        r1 = [r["R@1"] for r in runs]
-        per_policy[name] = {
-            "R@1_mean": mean_std(r1)[0],
-            "R@1_std": mean_std(r1)[1],
-            "wall_s": statistics.mean(r["wall_s"] for r in runs),
-            "passes_per_epoch": statistics.mean(r["passes_per_epoch"] for r in runs),
-            "agreement": _mean_or_none([r["agreement"] for r in runs]),
-            "runs": runs,
-        }
+        per_policy[name] = summarise_runs(runs)
     share = share or snapshot_share(twin)
     rerun, cheap = per_policy["autolr_rerun"], per_policy[f"autolr_{cheap_mode}"]
     return {
@@ -356,13 +353,6 @@ def bench_autolr(
     }
 
 
-def _mean_or_none(values: list[float | None]) -> float | None:
-    """Mean of the values that exist."""
-    present = [v for v in values if v is not None]
-    return float(np.mean(present)) if present else None
-
-
-# -- report ----------------------------------------------------------------------------
 def markdown(report: dict) -> str:
     """The measurements as Markdown tables."""
     lines = []

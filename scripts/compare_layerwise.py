@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
 from dml.launch import QUICK_TWIN, ROOT, compose_cfg, prepare_caches, run_summary, run_train
-from dml.logging.runs import mean_std
+from dml.launch import summarise_runs as summarise
 
 METHODS = (
     "constant",
@@ -85,20 +84,6 @@ def choose_decay(val_r1: dict[float, float]) -> float:
     """The decay of highest val R@1; ties go to the first one listed."""
     best = max(val_r1.values())
     return next(d for d, v in val_r1.items() if v == best)
-
-
-def summarise(runs: list[dict]) -> dict:
-    """Mean ± sample std of R@1, mean wall time and passes per epoch over a method's seeds."""
-    r1_mean, r1_std = mean_std([r["R@1"] for r in runs])
-    agree = [r["agreement"] for r in runs if r["agreement"] is not None]
-    return {
-        "R@1_mean": r1_mean,
-        "R@1_std": r1_std,
-        "wall_s": statistics.mean(r["wall_s"] for r in runs),
-        "passes_per_epoch": statistics.mean(r["passes_per_epoch"] for r in runs),
-        "agreement": statistics.mean(agree) if agree else None,
-        "runs": runs,
-    }
 
 
 def _run(name: str, args: list[str], out: Path) -> dict:

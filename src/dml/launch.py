@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+from dml.logging.runs import mean_std
 
 ROOT = Path(__file__).resolve().parents[2]
 # the quick twin: the default recipe on 32 px images, 20 per class (not 30), over a source
@@ -88,4 +91,18 @@ def run_summary(results: dict) -> dict:
         "wall_s": results["wall_time_s"],
         "passes_per_epoch": passes / n_epochs,
         "agreement": sum(agree) / len(agree) if agree else None,
+    }
+
+
+def summarise_runs(runs: list[dict]) -> dict:
+    """Mean ± sample std of R@1, mean wall time, passes and agreement over run_summary()s."""
+    r1_mean, r1_std = mean_std([r["R@1"] for r in runs])
+    agree = [r["agreement"] for r in runs if r["agreement"] is not None]
+    return {
+        "R@1_mean": r1_mean,
+        "R@1_std": r1_std,
+        "wall_s": statistics.mean(r["wall_s"] for r in runs),
+        "passes_per_epoch": statistics.mean(r["passes_per_epoch"] for r in runs),
+        "agreement": statistics.mean(agree) if agree else None,
+        "runs": runs,
     }

@@ -11,7 +11,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from dml.data import inshop, load_classification_data, load_retrieval_data
-from dml.data.inshop import load_inshop, warn_if_gallery_counts_differ
+from dml.data.checks import warn_if_counts_differ
+from dml.data.inshop import load_inshop
 from dml.data.records import RetrievalData, Split
 from dml.errors import DmlError
 from tests.data.fixtures import error_line, make_inshop
@@ -253,9 +254,9 @@ def test_gallery_count_warning_is_raised_at_the_caller(root: Path) -> None:
     with pytest.warns(UserWarning) as record:
         load_inshop(root)
     assert record[0].filename == __file__
-    data = RetrievalData(Split([], []), Split([], []))
+    data = RetrievalData(Split([], []), Split([], []), gallery=Split([], []))
     with pytest.warns(UserWarning, match=r"found 0 train / 0 query / 0 gallery images"):
-        warn_if_gallery_counts_differ("X", root, data, (1, 1, 1))
+        warn_if_counts_differ("X", root, data, (1, 1, 1))
 
 
 def test_dispatch_by_name(root: Path) -> None:

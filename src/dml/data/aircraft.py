@@ -5,7 +5,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from dml.data.checks import check_images_exist, require_dir, require_file, warn_if_counts_differ
+from dml.data.checks import (
+    check_images_exist,
+    read_text_lines,
+    require_dir,
+    require_file,
+    warn_if_counts_differ,
+)
 from dml.data.records import RetrievalData, Split
 from dml.errors import DmlError
 
@@ -90,8 +96,5 @@ def _split(data_dir: Path, ids: dict[str, int], listed_in: Path) -> Split:
 
 def _read_lines(path: Path) -> list[tuple[int, str]]:
     """Non-blank lines of a text file with their 1-based line numbers."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DmlError(f"cannot read {path}: {exc}") from None
+    lines = read_text_lines(path)
     return [(lineno, line) for lineno, line in enumerate(lines, start=1) if line.strip()]

@@ -27,6 +27,14 @@ def require_file(path: Path, content: str) -> Path:
     return path
 
 
+def read_text_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 text file; DmlError 'cannot read <path>: ...' when it cannot be."""
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DmlError(f"cannot read {path}: {exc}") from None
+
+
 def check_images_exist(paths: Sequence[Path], listed_in: Path) -> None:
     """Raise DmlError naming the first image of paths that is missing on disk, and the count."""
     missing = [p for p in _probably_missing(paths) if not p.is_file()]
@@ -55,14 +63,20 @@ def _probably_missing(paths: Sequence[Path]) -> list[Path]:
 
 
 def warn_if_counts_differ(
-    name: str, root: Path, data: RetrievalData, expected: tuple[int, int]
+    name: str, root: Path, data: RetrievalData, expected: tuple[int, ...]
 ) -> None:
-    """Warn (UserWarning) when the train/test image counts differ from the official ones."""
-    found = (len(data.train), len(data.test))
+    """Warn (UserWarning) when the train/test (or, with a gallery, train/query/gallery) image
+    counts differ from the official ones."""
+    if data.gallery is None:
+        found, what = (len(data.train), len(data.test)), ("train", "test")
+    else:
+        found = (len(data.train), len(data.test), len(data.gallery))
+        what = ("train", "query", "gallery")
     if found != tuple(expected):
+        counts = " / ".join(f"{n} {w}" for n, w in zip(found, what))
         warnings.warn(
-            f"{name} at {root}: found {found[0]} train / {found[1]} test images, "
-            f"expected {expected[0]} / {expected[1]} (partial or modified dataset)",
+            f"{name} at {root}: found {counts} images, "
+            f"expected {' / '.join(map(str, expected))} (partial or modified dataset)",
             UserWarning,
             stacklevel=3,
         )

@@ -6,7 +6,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from dml.data.checks import check_images_exist, require_dir, require_file, warn_if_counts_differ
+from dml.data.checks import (
+    check_images_exist,
+    read_text_lines,
+    require_dir,
+    require_file,
+    warn_if_counts_differ,
+)
 from dml.data.records import RetrievalData, Split, split_by_class
 from dml.errors import DmlError
 
@@ -107,10 +113,7 @@ def _parse_split_line(line: str) -> tuple[int, bool]:
 def _read_id_table(path: Path, parse: Callable[[str], tuple[int, _V]]) -> dict[int, _V]:
     """Parse '<image_id> <value>' lines into an insertion-ordered dict keyed by image id."""
     table: dict[int, _V] = {}
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DmlError(f"cannot read {path}: {exc}") from None
+    lines = read_text_lines(path)
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import re
-import warnings
 from pathlib import Path
 
-from dml.data.checks import check_images_exist, require_dir, require_file
+from dml.data.checks import (
+    check_images_exist,
+    read_text_lines,
+    require_dir,
+    require_file,
+    warn_if_counts_differ,
+)
 from dml.data.records import RetrievalData, Split
 from dml.errors import DmlError
 
@@ -45,7 +50,7 @@ def load_inshop(root: Path) -> RetrievalData:
         )
     check_images_exist([p for s in INSHOP_STATUSES for p in splits[s].paths], partition)
     data = RetrievalData(train=train, test=query, gallery=gallery)
-    warn_if_gallery_counts_differ("In-Shop", root, data, INSHOP_EXPECTED)
+    warn_if_counts_differ("In-Shop", root, data, INSHOP_EXPECTED)
     return data
 
 
@@ -55,10 +60,7 @@ def read_inshop_partition(path: Path, image_root: Path) -> dict[str, Split]:
     Line 1 holds the number of images and must match the lines listed; line 2 is the
     header. Fields are separated by any whitespace (the official file pads with spaces).
     """
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DmlError(f"cannot read {path}: {exc}") from None
+    lines = read_text_lines(path)
     first = lines[0].strip() if lines else ""
     if not _COUNT.fullmatch(first):
         found = repr(first) if lines else "an empty file"
@@ -100,22 +102,3 @@ def read_inshop_partition(path: Path, image_root: Path) -> dict[str, Split]:
             "(truncated or edited file)"
         )
     return {s: Split(paths=p, labels=y) for s, (p, y) in records.items()}
-
-
-def warn_if_gallery_counts_differ(
-    name: str, root: Path, data: RetrievalData, expected: tuple[int, int, int]
-) -> None:
-    """Warn (UserWarning) when the train/query/gallery image counts differ from the official.
-
-    The three-split sibling of checks.warn_if_counts_differ: data.test holds the queries.
-    """
-    gallery = 0 if data.gallery is None else len(data.gallery)
-    found = (len(data.train), len(data.test), gallery)
-    if found != tuple(expected):
-        warnings.warn(
-            f"{name} at {root}: found {found[0]} train / {found[1]} query / {found[2]} gallery "
-            f"images, expected {expected[0]} / {expected[1]} / {expected[2]} "
-            "(partial or modified dataset)",
-            UserWarning,
-            stacklevel=3,
-        )

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dml.data.checks import check_images_exist, require_dir, require_file, warn_if_counts_differ
+from dml.data.checks import (
+    check_images_exist,
+    read_text_lines,
+    require_dir,
+    require_file,
+    warn_if_counts_differ,
+)
 from dml.data.records import RetrievalData, Split
 from dml.errors import DmlError
 
@@ -51,10 +57,7 @@ def read_sop_list(path: Path, root: Path) -> Split:
     Line 1 must be the header 'image_id class_id super_class_id path'; blank lines are
     skipped; an image id may appear once per file.
     """
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DmlError(f"cannot read {path}: {exc}") from None
+    lines = read_text_lines(path)
     if not lines or tuple(lines[0].split()) != SOP_HEADER:
         found = repr(lines[0].strip()) if lines else "an empty file"
         raise DmlError(f"{path}:1: expected the header '{' '.join(SOP_HEADER)}', found {found}")
