@@ -122,6 +122,19 @@ def test_hydra_errors_are_one_line_without_traceback(monkeypatch, capsys, args, 
     assert err.strip() == line
 
 
+def test_a_missing_optional_plugin_says_how_to_install_it(monkeypatch, capsys):
+    """Catches `-m experiment=figure1_optuna` without hydra-optuna-sweeper ending in 'no such
+    option' (which reads as a typo) instead of naming the extra that provides it."""
+    if importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is not None:
+        pytest.skip("hydra-optuna-sweeper is installed here")
+    code, _, err = cli(monkeypatch, capsys, "-m", "experiment=figure1_optuna")
+    assert code == 1
+    assert err.strip() == (
+        "error: hydra/sweeper=optuna needs an optional Hydra plugin that is not installed; "
+        'install it with: pip install -e ".[optuna]"'
+    )
+
+
 def test_unwritable_run_folder_is_one_line(monkeypatch, capsys, tmp_path):
     """Catches an OSError traceback when the run folder cannot be made (its parent is a file)."""
     blocker = tmp_path / "file"

@@ -62,6 +62,14 @@ def _first_line(text: str) -> str:
     return lines[0] if lines else ""
 
 
+# Hydra options that come from an optional plugin: (group, option) -> the extra to install
+PLUGIN_EXTRAS = {
+    ("hydra/sweeper", "optuna"): "optuna",
+    ("hydra/launcher", "submitit_slurm"): "slurm",
+    ("hydra/launcher", "submitit_local"): "slurm",
+}
+
+
 def config_error_line(exc: BaseException) -> str:
     """One line for a Hydra or OmegaConf composition error, naming the key or the choice."""
     from hydra.errors import MissingConfigException, OverrideParseException
@@ -69,6 +77,12 @@ def config_error_line(exc: BaseException) -> str:
     if isinstance(exc, MissingConfigException) and exc.missing_cfg_file:
         group, _, name = str(exc.missing_cfg_file).rpartition("/")
         options = [o for o in exc.options or [] if not o.startswith("schema")]
+        extra = PLUGIN_EXTRAS.get((group, name))
+        if extra:
+            return (
+                f"{group}={name} needs an optional Hydra plugin that is not installed; "
+                f'install it with: pip install -e ".[{extra}]"'
+            )
         if group and options:
             return f"{group}={name}: no such option; expected one of {', '.join(options)}"
         return f"no config '{exc.missing_cfg_file}' ({_first_line(exc)})"

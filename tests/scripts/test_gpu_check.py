@@ -42,8 +42,9 @@ def test_the_check_times_exactly_the_steps_it_reports(tmp_path, capsys):
 
 
 def test_without_a_gpu_the_check_says_so_and_exits_cleanly():
-    """Bug: on a machine without CUDA the check dies with a traceback (or claims a result)."""
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    """Bug: on a machine without CUDA the check dies with a traceback (or claims a result);
+    or the shell script runs whatever `python` is first on PATH, not the one it is given."""
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHON": sys.executable}
     for cmd in (["bash", "scripts/gpu_check.sh"], [sys.executable, "scripts/gpu_check.py"]):
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr[-1000:]
