@@ -237,24 +237,28 @@ def bench_train(quick: bool, overrides: list[str], rounds: int | None = None) ->
     with tempfile.TemporaryDirectory() as tmp:
         from dml.run import bare_trainer
 
-        trainer = bare_trainer(cfg, Path(tmp))
-        batch = cfg.trainer.batch_size
-        timed = {"trainer": [], "plain": []}
-        runs = {
-            "trainer": lambda: trainer.train_epoch(0, 0),
-            "plain": lambda: plain_loop(trainer.p, steps),
-        }
-        for r in range(rounds + 1):  # round 0 warms both up and is not counted
-            for name, run in runs.items():
-                start = time.perf_counter()
-                run()
-                if r:
-                    timed[name].append(time.perf_counter() - start)
-        best = {name: min(t) for name, t in timed.items()}
-        # AutoLR's snapshot + variation on the same model, against a whole trial at this pace
-        cost = snapshot_cost(trainer)
-        cost["trial_s"] = best["trainer"] * len(trainer.p.sampler) / steps
-        trainer.logger.close()
+        with bare_trainer(cfg, Path(tmp)) as trainer:
+            return _time_trainer(trainer, cfg, steps, rounds)
+
+
+def _time_trainer(trainer, cfg, steps: int, rounds: int) -> dict:
+    """The train section's timings on a bare trainer, in alternating rounds."""
+    batch = cfg.trainer.batch_size
+    timed = {"trainer": [], "plain": []}
+    runs = {
+        "trainer": lambda: trainer.train_epoch(0, 0),
+        "plain": lambda: plain_loop(trainer.p, steps),
+    }
+    for r in range(rounds + 1):  # round 0 warms both up and is not counted
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            if r:
+                timed[name].append(time.perf_counter() - start)
+    best = {name: min(t) for name, t in timed.items()}
+    # AutoLR's snapshot + variation on the same model, against a whole trial at this pace
+    cost = snapshot_cost(trainer)
+    cost["trial_s"] = best["trainer"] * len(trainer.p.sampler) / steps
     return {
         "steps": steps,
         "rounds": rounds,
@@ -304,13 +308,12 @@ def snapshot_share(overrides: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         from dml.run import bare_trainer
 
-        trainer = bare_trainer(cfg, Path(tmp))
-        trainer.p.policy.begin_epoch(0)
-        start = time.perf_counter()
-        trainer.train_epoch(0, 0)
-        trial = time.perf_counter() - start
-        cost = snapshot_cost(trainer)
-        trainer.logger.close()
+        with bare_trainer(cfg, Path(tmp)) as trainer:
+            trainer.p.policy.begin_epoch(0)
+            start = time.perf_counter()
+            trainer.train_epoch(0, 0)
+            trial = time.perf_counter() - start
+            cost = snapshot_cost(trainer)
     return {**cost, "trial_s": trial}
 
 

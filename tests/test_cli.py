@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from dml.cli import prepare_argv, quote_numeric_choices, run_cli, settle_pruning
 from dml.config import unique_dir
+from tests.conftest import TINY_OVERRIDES
 
 
 def test_numeric_pruning_choices_are_quoted():
@@ -133,6 +134,22 @@ def test_a_missing_optional_plugin_says_how_to_install_it(monkeypatch, capsys):
         "error: hydra/sweeper=optuna needs an optional Hydra plugin that is not installed; "
         'install it with: pip install -e ".[optuna]"'
     )
+
+
+def test_a_two_job_multirun_in_one_process_leaves_no_live_child(monkeypatch, capsys, tmp_path):
+    """Bug: Hydra's multirun runs every job in one process; a job that leaves its persistent
+    loader workers alive keeps them until the whole sweep ends (and on a GPU, well after)."""
+    import multiprocessing
+
+    args = [*TINY_OVERRIDES, f"data_dir={tmp_path / 'data'}", "dataset.num_workers=2"]
+    args += ["lr_policy=constant", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    code, out, _ = cli(monkeypatch, capsys, "-m", *args, "seed=0,1")
+    assert code == 0
+    for job in ("0", "1"):
+        saved = json.loads((tmp_path / "sweep" / job / "results.json").read_text())
+        assert saved["status"] == "completed"
+    assert [saved["config"]["seed"], out.count("run dir:")] == [1, 2]
+    assert multiprocessing.active_children() == []
 
 
 def test_unwritable_run_folder_is_one_line(monkeypatch, capsys, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,21 @@ def test_complete_run_writes_results_events_and_checkpoint(tmp_path):
     assert list((run / "tb").glob("events.out.tfevents.*"))
     assert (run / "checkpoints" / "last.pt").is_file()
     assert not list(run.rglob("*.tmp"))
+
+
+def test_a_run_with_loader_workers_exits_within_5_s_of_its_run_dir_line(tmp_path):
+    """Bug: persistent loader workers (and a CUDA run's pin-memory thread) left to the
+    interpreter's exit handlers, which join each with a timeout: on a GPU every run sat 30-50 s
+    after its last line. The process boundary is the point here."""
+    args = [sys.executable, "train.py", *TINY, f"data_dir={tmp_path.parent / 'shared-data'}"]
+    args += [f"hydra.run.dir={tmp_path / 'run'}", "dataset.num_workers=2", "lr_policy=constant"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    printed = None
+    for line in proc.stdout:
+        if line.startswith("run dir:"):
+            printed = time.monotonic()
+    assert proc.wait(timeout=300) == 0 and printed is not None
+    assert time.monotonic() - printed < 5
 
 
 def test_autolr_run_reports_trials(tmp_path):

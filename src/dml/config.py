@@ -30,6 +30,9 @@ class DatasetConfig:
     color_jitter: float = 0.0
     num_workers: int | None = None  # null: one per core but one (at most 8; 0 on 1-2 cores)
     cache: str = "none"  # none | ram (each image decoded and resized once, kept as uint8)
+    # where training augmentation and normalisation run: auto (the device on CUDA with
+    # cache=ram, else cpu) | cpu (loader processes) | device (dml.data.device)
+    augment_on: str = "auto"
     ks: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # the benchmark's Recall@K
 
 

@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,6 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from dml.config import SyntheticDatasetConfig
@@ -28,9 +28,10 @@ from dml.data import (
     load_classification_data,
     load_retrieval_data,
 )
-from dml.data.cache import cache_in_ram
-from dml.data.sampler import EpochBatchSampler, SeededBatches
-from dml.data.transforms import describe_eval, eval_transform, train_transform
+from dml.data.device import augments_on_device
+from dml.data.loaders import Loader, Loaders, LoaderSpec, build_loaders
+from dml.data.sampler import EpochBatchSampler
+from dml.data.transforms import describe_eval
 from dml.errors import DivergedError, DmlError, InfeasibleError
 from dml.evaluation.classify import predict, top1_accuracy
 from dml.evaluation.embed import FEATURES, compute_embeddings
@@ -131,99 +132,36 @@ def load_pretrained(net: torch.nn.Module, cfg: DictConfig) -> None:
         load_state_file(net, choice)
 
 
-def loader_workers(requested: int | None) -> int:
-    """dataset.num_workers, or with null one loader process per core but one (at most 8),
-    so the main process keeps a core, and none on 1-2 cores, where loading in the main
-    process was faster (3 twin epochs: 66 s without a worker, 70 s with one); never more
-    workers than cores."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cores = cores or 1
-    if requested is None:
-        return 0 if cores <= 2 else min(8, cores - 1)
-    return min(requested, cores)
-
-
 def make_loaders(
     cfg: DictConfig,
     data: RetrievalData,
     val: Split | None = None,
     device: torch.device | None = None,
-):
-    """Training loader (epoch-seeded batches) and evaluation loaders: {"test", "val"?}."""
+) -> Loaders:
+    """The run's loaders (dml.data.loaders.build_loaders) from its config."""
     device = device or pick_device(cfg.trainer.device)
-    workers = loader_workers(cfg.dataset.num_workers)
-    train = image_dataset(cfg, data.train, train_transform(cfg.dataset), workers, "train")
-    # trainer.batch_size is the global batch: under torchrun each rank takes its share
-    sampler = EpochBatchSampler(
-        train.targets,
-        cfg.trainer.batch_size,
-        cfg.trainer.samples_per_class,
-        cfg.seed,
-        rank=distributed.rank(),
-        world_size=distributed.world_size(),
+    spec = LoaderSpec(
+        dataset=cfg.dataset,
+        batch_size=cfg.trainer.batch_size,
+        samples_per_class=cfg.trainer.samples_per_class,
+        eval_batch_size=cfg.eval.batch_size,
+        seed=cfg.seed,
+        progress=cfg.logger.progress,
     )
-    options = loader_options(workers, device, cfg.seed)
-    train_loader = DataLoader(train, batch_sampler=SeededBatches(sampler), **options)
-    evals = {"test": data.test} | ({"gallery": data.gallery} if data.gallery else {})
-    evals |= {"val": val} if val is not None else {}
-    classes = eval_classes(cfg, data, train)
-    eval_loaders = {
-        name: DataLoader(
-            _shard(
-                image_dataset(
-                    cfg, split, eval_transform(cfg.dataset), workers, name, classes.get(name)
-                )
-            ),
-            batch_size=cfg.eval.batch_size,
-            **loader_options(workers, device, cfg.seed),
-        )
-        for name, split in evals.items()
-    }
-    return train, sampler, train_loader, eval_loaders
+    on_device = augments_on_device(cfg.dataset.augment_on, cfg.dataset.cache, device)
+    return build_loaders(spec, data, val, device, on_device, eval_classes(cfg, data))
 
 
-def eval_classes(cfg: DictConfig, data: RetrievalData, train: ImageListDataset) -> dict:
+def eval_classes(cfg: DictConfig, data: RetrievalData) -> dict:
     """Label mappings shared across evaluation splits ({split name: class -> index})."""
     if cfg.task == "classification":  # test labels scored with the classifier's indices
-        return {"test": train.class_to_index}
+        return {"test": {c: i for i, c in enumerate(sorted(set(data.train.labels)))}}
     if data.gallery is None:
         return {}
     # queries and gallery are compared by label: one mapping over both
     union = sorted(set(data.test.labels) | set(data.gallery.labels))
     shared = {c: i for i, c in enumerate(union)}
     return {"test": shared, "gallery": shared}
-
-
-def _shard(dataset):
-    """Under torchrun, this rank's contiguous share of an evaluation set (no padding)."""
-    if not distributed.active():
-        return dataset
-    return Subset(dataset, list(distributed.shard(len(dataset))))
-
-
-def image_dataset(
-    cfg: DictConfig, split: Split, transform, workers: int, name: str, classes=None
-) -> ImageListDataset:
-    """A split's dataset; under dataset.cache=ram its images decoded into memory now."""
-    dataset = ImageListDataset(split, transform, classes)
-    if cfg.dataset.cache == "ram":
-        cache_in_ram(dataset, workers, cfg.logger.progress, f"{name} images")
-        mb = dataset.cache.nbytes / 2**20
-        tqdm.write(f"dataset.cache=ram: {len(split)} {name} images in {mb:.1f} MiB")
-    return dataset
-
-
-def loader_options(workers: int, device: torch.device, seed: int) -> dict:
-    """DataLoader keywords shared by the training and evaluation loaders."""
-    return {
-        "num_workers": workers,
-        "pin_memory": device.type == "cuda",  # page-locked batches copy to the GPU async
-        # workers live across epochs instead of being started again for every pass
-        "persistent_workers": workers > 0,
-        # a loader draws its workers' base seed at each new iterator; from the global RNG that
-        # would shift dropout by whether workers persist (the epoch's first trial or a re-run)
-        "generator": torch.Generator().manual_seed(seed),
-    }
 
 
 def split_data(cfg: DictConfig) -> tuple[RetrievalData, Split | None]:
@@ -260,10 +198,33 @@ class RunParts:
     loss: torch.nn.Module
     optimizer: torch.optim.Optimizer
     infos: list
-    sampler: EpochBatchSampler
-    train_loader: DataLoader
-    eval_loaders: dict[str, DataLoader]
+    loaders: Loaders
     device: torch.device
+
+    @property
+    def sampler(self) -> EpochBatchSampler:
+        """The training batch sampler."""
+        return self.loaders.sampler
+
+    @property
+    def train_loader(self) -> Loader:
+        """The training loader."""
+        return self.loaders.train
+
+    @property
+    def eval_loaders(self) -> dict[str, Loader]:
+        """The evaluation loaders by split name."""
+        return self.loaders.evals
+
+    def close(self) -> None:
+        """End the loaders' worker processes (dml.data.loaders.close_loader)."""
+        self.loaders.close()
+
+    def __enter__(self) -> RunParts:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def build_parts(cfg: DictConfig, pretrained: bool = True) -> RunParts:
@@ -291,45 +252,61 @@ def build_parts(cfg: DictConfig, pretrained: bool = True) -> RunParts:
         model = build_model(cfg, pretrained=pretrained).to(device)
     if cfg.trainer.sync_bn:
         model = distributed.sync_batchnorm(model, device)
-    train, sampler, train_loader, eval_loaders = make_loaders(cfg, data, val, device)
-    loss = build_loss(cfg.loss, len(train.class_to_index), cfg.model.embedding_dim).to(device)
-    groups, infos = build_param_groups(
-        model, loss, cfg.optimizer.lr, cfg.optimizer.head_lr, cfg.loss.lr_mult
-    )
-    freeze_groups(groups, list(cfg.trainer.freeze))
-    optimizer = build_optimizer(cfg.optimizer, groups)
-    return RunParts(
-        data, val, model, loss, optimizer, infos, sampler, train_loader, eval_loaders, device
-    )
+    loaders = make_loaders(cfg, data, val, device)
+    try:
+        classes = len(loaders.train_set.class_to_index)
+        loss = build_loss(cfg.loss, classes, cfg.model.embedding_dim).to(device)
+        groups, infos = build_param_groups(
+            model, loss, cfg.optimizer.lr, cfg.optimizer.head_lr, cfg.loss.lr_mult
+        )
+        freeze_groups(groups, list(cfg.trainer.freeze))
+        optimizer = build_optimizer(cfg.optimizer, groups)
+    except BaseException:
+        loaders.close()
+        raise
+    return RunParts(data, val, model, loss, optimizer, infos, loaders, device)
 
 
-def bare_trainer(cfg: DictConfig, run_dir: Path) -> Trainer:
-    """The run's Trainer without evaluation or pre-trained weights (speed checks: bench, GPU)."""
-    p = build_parts(cfg, pretrained=False)
-    policy = build_policy(cfg)
-    parts = TrainerParts(
-        p.model, p.loss, p.optimizer, p.infos, policy, p.train_loader, p.sampler, p.device
-    )
-    return Trainer(
-        parts,
-        cfg.trainer.epochs,
-        ScalarLogger(run_dir, cfg.logger.tensorboard and distributed.is_main()),
-        lambda epoch: {},
-        run_dir,
-        log_every=cfg.trainer.log_every,
-        max_steps=cfg.trainer.max_steps_per_epoch,
-        precision=cfg.trainer.precision,
-        channels_last=cfg.trainer.channels_last,
-    )
+@contextmanager
+def bare_trainer(cfg: DictConfig, run_dir: Path) -> Iterator[Trainer]:
+    """The run's Trainer without evaluation or pre-trained weights (speed checks: bench, GPU);
+    its loaders' workers end with the block."""
+    with build_parts(cfg, pretrained=False) as p:
+        policy = build_policy(cfg)
+        parts = TrainerParts(
+            p.model, p.loss, p.optimizer, p.infos, policy, p.train_loader, p.sampler, p.device
+        )
+        logger = ScalarLogger(run_dir, cfg.logger.tensorboard and distributed.is_main())
+        try:
+            yield Trainer(
+                parts,
+                cfg.trainer.epochs,
+                logger,
+                lambda epoch: {},
+                run_dir,
+                log_every=cfg.trainer.log_every,
+                max_steps=cfg.trainer.max_steps_per_epoch,
+                precision=cfg.trainer.precision,
+                channels_last=cfg.trainer.channels_last,
+            )
+        finally:
+            logger.close()
 
 
 def train_run(cfg: DictConfig, run_dir: Path, results: dict, state: dict | None = None) -> dict:
     """The whole run; fills `results` as it goes (so a failure still reports what was done).
 
-    With `state` (a checkpoint of this run) it continues after the checkpoint's epoch.
+    With `state` (a checkpoint of this run) it continues after the checkpoint's epoch. The
+    loaders' worker processes end with it, whatever the ending.
     """
     # a resumed run's weights come from its checkpoint, not from the pretrained file
-    parts = build_parts(cfg, pretrained=state is None)
+    with build_parts(cfg, pretrained=state is None) as parts:
+        return _train(cfg, run_dir, results, state, parts)
+
+
+def _train(
+    cfg: DictConfig, run_dir: Path, results: dict, state: dict | None, parts: RunParts
+) -> dict:
     model, loss, optimizer, device = parts.model, parts.loss, parts.optimizer, parts.device
     infos, sampler, train_loader = parts.infos, parts.sampler, parts.train_loader
     eval_loaders = parts.eval_loaders
@@ -353,8 +330,12 @@ def train_run(cfg: DictConfig, run_dir: Path, results: dict, state: dict | None 
 
     def embed(name: str, feature: str) -> tuple:
         loader = eval_loaders[name]
-        emb, labels = gathered(compute_embeddings(model, loader, device, cfg.eval.flip, feature))
-        if not np.isfinite(emb).all():  # the weights diverged in the epoch's last steps
+        # on a GPU the embeddings stay there and are searched there (dml.evaluation.recall)
+        keep = device.type == "cuda" and not distributed.active()
+        emb, labels = gathered(
+            compute_embeddings(model, loader, device, cfg.eval.flip, feature, on_device=keep)
+        )
+        if not bool(torch.isfinite(torch.as_tensor(emb)).all()):  # weights diverged late
             raise DivergedError(
                 f"the {name} embeddings became NaN or inf; lower the learning rate "
                 "(checkpoints already saved are intact)"

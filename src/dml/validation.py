@@ -105,6 +105,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     ),
     "dataset.eval_resize": (one_of("shorter", "square"), "shorter or square"),
     "dataset.cache": (one_of("none", "ram"), "none or ram"),
+    "dataset.augment_on": (one_of("auto", "cpu", "device"), "auto, cpu or device"),
     "dataset.interpolation": (one_of("bilinear", "bicubic"), "bilinear or bicubic"),
     "dataset.images_per_class": (at_least(2), "an integer >= 2"),
     "dataset.num_classes": (at_least(4), "an integer >= 4 (half train, half test)"),

@@ -335,3 +335,19 @@ def test_bad_arguments_raise_value_error(tmp_path: Path, kwargs: dict, name: str
 def test_ensure_rejects_unknown_parameters(tmp_path: Path) -> None:
     with pytest.raises(TypeError):
         ensure_synthetic(tmp_path / "data", num_images=5)
+
+
+def test_drawing_in_several_processes_writes_the_same_files(tmp_path, monkeypatch):
+    """Bug: the parallel generator (large sets, one class per process) drawing other images
+    than the serial one (a shared RNG stream, classes out of order in the list files)."""
+
+    def files(root: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+    args = {"domain": "target", "num_classes": 6, "images_per_class": 3, "image_size": 24}
+    serial = synthetic.generate_synthetic(tmp_path / "serial", **args)
+    monkeypatch.setattr(synthetic, "PARALLEL_MIN_IMAGES", 1)
+    monkeypatch.setattr(synthetic.os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert synthetic.generation_workers(18) == 3
+    parallel = synthetic.generate_synthetic(tmp_path / "parallel", **args)
+    assert files(parallel) == files(serial) and len(files(serial)) == 18 + 6

@@ -90,10 +90,60 @@ def test_numpy_and_torch_inputs_agree():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_tensor_is_moved_to_cpu():
+def test_cuda_tensors_give_the_cpu_result():
+    """Bug: the GPU search (torch, without faiss-gpu) disagreeing with faiss on the host."""
     emb, labels = clustered(seed=2)
     got = recall_at_k(torch.from_numpy(emb).cuda(), torch.from_numpy(labels).cuda(), ks=KS)
     assert got == recall_at_k(emb, labels, ks=KS)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize("with_gallery", [False, True])
+def test_torch_search_finds_faiss_neighbours(monkeypatch, with_gallery):
+    """Bug: the torch search (blocked product + topk, the GPU path) returning other neighbours
+    than faiss: its own entry kept, a block's self-mask shifted by the block's start, or the
+    neighbours out of order. Random data: no ties, so the lists must be equal."""
+    monkeypatch.setattr(recall_mod, "_TORCH_BLOCK_ENTRIES", 7 * 150)  # blocks of 7 queries
+    rng = np.random.default_rng(11)
+    emb = _unit(rng.normal(size=(150, 12)))
+    gallery = _unit(rng.normal(size=(150, 12))) if with_gallery else None
+    want = np.concatenate([n for _, n in recall_mod._neighbour_blocks(emb, 9, gallery)])
+    blocks = list(
+        recall_mod._torch_neighbour_blocks(
+            torch.from_numpy(emb), 9, None if gallery is None else torch.from_numpy(gallery)
+        )
+    )
+    assert [start for start, _ in blocks] == list(range(0, 150, 7))
+    got = torch.cat([n for _, n in blocks]).numpy()
+    np.testing.assert_array_equal(got, want)
+    if not with_gallery:
+        assert not (got == np.arange(150)[:, None]).any()  # a query is never its own neighbour
+
+
+def test_torch_search_metrics_equal_faiss_on_the_cpu_device():
+    """Bug: Recall@K or MAP@R computed differently on the torch path (the one a GPU run takes
+    when faiss has no GPU): a wrong R, hits against the wrong labels, the gallery codes apart
+    from the queries'."""
+    emb, labels = clustered(n=400, seed=12)
+    faiss_out = recall_mod.retrieval_metrics(emb, labels, (1, 2, 4, 8), search="faiss")
+    torch_out = recall_mod.retrieval_metrics(
+        torch.from_numpy(emb), torch.from_numpy(labels), (1, 2, 4, 8), search="torch"
+    )
+    assert torch_out == pytest.approx(faiss_out, abs=1e-12)
+    assert torch_out["R@1"] == pytest.approx(brute_force_recall(emb, labels, (1,))[1], abs=1e-12)
+    q, q_lab, g, g_lab = query_gallery(seed=13)
+    want = brute_force_gallery(q, q_lab, g, g_lab, (1, 4))
+    got = recall_mod.retrieval_metrics(q, q_lab, (1, 4), True, g, g_lab, search="torch")
+    assert got == pytest.approx(want, abs=1e-12)
+
+
+def test_unknown_search_backend_is_refused():
+    """Bug: a misspelt backend silently falling back to one of the two."""
+    with pytest.raises(ValueError, match="search must be one of"):
+        recall_mod.retrieval_metrics(GOOD_EMB, GOOD_LAB, (1,), search="gpu")
 
 
 def test_does_not_mutate_input():

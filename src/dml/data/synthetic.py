@@ -29,6 +29,7 @@ import inspect
 import itertools
 import json
 import math
+import multiprocessing
 import numbers
 import os
 import shutil
@@ -327,13 +328,34 @@ def _swap_into_place(tmp: Path, root: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+# Sets of at least this many images are drawn by several processes (one class per task).
+PARALLEL_MIN_IMAGES = 2000
+
+
+def generation_workers(images: int) -> int:
+    """Processes drawing a set of `images` images: one per core for large sets, else one."""
+    if images < PARALLEL_MIN_IMAGES:
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, cores or 1)
+
+
 def _write_dataset(out: Path, params: dict[str, Any]) -> None:
     classes = class_attributes(params["domain"], params["num_classes"], params["seed"])
+    folders = [f"{i:03d}.{class_name(a, params['domain'])}" for i, a in enumerate(classes, 1)]
+    tasks = [(out, f, i, a, params) for i, (f, a) in enumerate(zip(folders, classes), 1)]
+    workers = generation_workers(params["num_classes"] * params["images_per_class"])
+    if workers > 1:
+        # every image has its own RNG stream, so the files do not depend on the process count
+        context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+        with context.Pool(workers) as pool:
+            written = pool.starmap(_write_class, tasks)
+    else:
+        written = [_write_class(*task) for task in tasks]
     images, labels, splits, boxes, class_lines = [], [], [], [], []
-    for class_id, attrs in enumerate(classes, start=1):
-        folder = f"{class_id:03d}.{class_name(attrs, params['domain'])}"
+    for class_id, (folder, rows) in enumerate(zip(folders, written), start=1):
         class_lines.append(f"{class_id} {folder}")
-        for k, (rel, box) in enumerate(_write_class(out, folder, class_id, attrs, params), 1):
+        for k, (rel, box) in enumerate(rows, 1):
             image_id = len(images) + 1
             images.append(f"{image_id} {rel}")
             labels.append(f"{image_id} {class_id}")

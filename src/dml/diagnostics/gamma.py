@@ -97,7 +97,11 @@ def measure_gamma(cfg: DictConfig, state: dict | None = None, progress: bool = T
     """
     from dml.run import build_parts  # the run module builds what the trainer drives
 
-    parts = build_parts(cfg, pretrained=state is None)
+    with build_parts(cfg, pretrained=state is None) as parts:
+        return _measure(cfg, parts, state, progress)
+
+
+def _measure(cfg: DictConfig, parts, state: dict | None, progress: bool) -> list[dict]:
     if state is not None:
         parts.model.load_state_dict(state["model"])
         parts.loss.load_state_dict(state["loss"])
