@@ -10,10 +10,15 @@ prepare_caches does (once, before the runs), to make the data and source model t
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
+import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from dml.logging.runs import mean_std
@@ -58,6 +63,64 @@ def run_train(name: str, args: list[str], out: Path, tag: str = "run") -> dict:
     if data["status"] != "completed":
         raise SystemExit(f"error: run {name} ended {data['status']}: {data.get('error')}")
     return data
+
+
+@dataclass
+class Timed:
+    """What run_timed saw of one command."""
+
+    returncode: int
+    lines: list[str]
+    seconds: float  # from start to exit
+    exit_after_last_line_s: float  # from its last line of output to its exit
+
+
+def run_timed(
+    cmd: list[str],
+    log: Path | None = None,
+    timeout: float | None = None,
+    echo: bool = True,
+) -> Timed:
+    """Run cmd (stdout and stderr merged, unbuffered), echo and log its lines as they come,
+    and time how long it takes to exit after its last line. Past `timeout` seconds its whole
+    process group is killed (returncode -9)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    last = [start]
+    sink = log.open("a") if log is not None else None
+
+    def read() -> None:
+        for line in proc.stdout:
+            last[0] = time.monotonic()
+            lines.append(line.rstrip("\n"))
+            if echo:
+                print(line, end="", flush=True)
+            if sink is not None:
+                sink.write(line)
+                sink.flush()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        code = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        code = proc.wait()
+    ended = time.monotonic()
+    reader.join(timeout=5)
+    if sink is not None:
+        sink.close()
+    return Timed(code, lines, ended - start, ended - last[0])
 
 
 def compose_cfg(overrides: list[str]):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import sys
@@ -22,7 +21,6 @@ from tqdm import tqdm
 
 from dml.config import SyntheticDatasetConfig
 from dml.data import (
-    ImageListDataset,
     RetrievalData,
     Split,
     load_classification_data,
@@ -385,6 +383,7 @@ def _train(
         history = trainer.fit(start)
     finally:
         results["history"] = trainer.history
+        results["timing"] = trainer.timing
         results.update(policy.report())
         logger.close()
     metric_rows = [test_metrics(h) for h in history]

@@ -17,7 +17,9 @@ def test_loader_workers_never_exceed_the_cores(monkeypatch):
     """Catches more loader processes than cores (they would fight the training threads), and
     an explicit dataset.num_workers being ignored when it fits."""
     for cores, auto in [(1, 0), (2, 0), (3, 2), (4, 3), (16, 8)]:
-        monkeypatch.setattr(dml.data.loaders.os, "sched_getaffinity", lambda pid, n=cores: set(range(n)))
+        monkeypatch.setattr(
+            dml.data.loaders.os, "sched_getaffinity", lambda pid, n=cores: set(range(n))
+        )
         assert loader_workers(None) == auto
         assert loader_workers(0) == 0 and loader_workers(64) == cores
     assert loader_workers(1) == 1
@@ -91,8 +93,6 @@ def test_cache_ram_caches_every_loaders_images_with_its_own_transform(tmp_path):
     assert plain_evals["test"].dataset.cache is None
     got, want = next(iter(evals["test"])), next(iter(plain_evals["test"]))
     assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
-
-
 
 
 def _children() -> list:

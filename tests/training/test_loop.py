@@ -227,3 +227,20 @@ def test_nan_between_log_steps_is_caught_by_the_trials_end(tmp_path, log_every, 
         f"loss became nan at epoch 0 by step {step}; lower the learning rate "
         "(checkpoints already saved are intact)"
     )
+
+
+def test_timing_records_each_epochs_training_and_evaluation_seconds(tmp_path):
+    """Bug: the per-epoch times in results.json ("timing") swapped, summed over the run, or
+    taken around one trial only; the GPU check projects the paper's tables from them."""
+    import time
+
+    trainer = tiny_trainer(build_policy(compose_cfg(["lr_policy=constant"])), tmp_path, epochs=2)
+    trainer.evaluate = lambda epoch: time.sleep(0.2) or {}
+    start = time.perf_counter()
+    trainer.fit()
+    total = time.perf_counter() - start
+    assert [t["epoch"] for t in trainer.timing] == [0, 1]
+    assert all(0.2 <= t["eval_s"] < 0.35 for t in trainer.timing)
+    spent = sum(t["train_s"] + t["eval_s"] for t in trainer.timing)
+    assert 0 < min(t["train_s"] for t in trainer.timing) and spent <= total
+    assert spent > 0.9 * total  # nothing of the epoch's work left out

@@ -6,6 +6,7 @@ import contextlib
 import copy
 import math
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +95,7 @@ class Trainer:
         self.steps = min(len(parts.sampler), max_steps) if max_steps else len(parts.sampler)
         self.global_step = 0
         self.history: list[dict] = []
+        self.timing: list[dict] = []  # seconds per epoch: training (every trial), evaluation
         self.amp_dtype = autocast_dtype(precision, parts.device)
         # fp16 gradients underflow without loss scaling; a disabled scaler passes through
         self.scaler = torch.amp.GradScaler(parts.device.type, enabled=precision == "fp16")
@@ -173,6 +175,7 @@ class Trainer:
         """Train from start_epoch to the end; returns one metrics row per epoch."""
         for epoch in range(start_epoch, self.epochs):
             self._warm_up(epoch)
+            started = time.perf_counter()
             losses: list[float] = []
             while True:
                 self.p.policy.begin_epoch(epoch)
@@ -184,8 +187,9 @@ class Trainer:
                 if self._agreed(self.p.policy.end_epoch(epoch)):
                     break
             kept = self.p.policy.kept_trial()
+            trained = time.perf_counter() - started
             # the loss of the trial whose weights were kept, not of the last one run
-            self._end_of_epoch(epoch, losses[-1 if kept is None else kept], len(losses))
+            self._end_of_epoch(epoch, losses[-1 if kept is None else kept], len(losses), trained)
         return self.history
 
     def _warm_up(self, epoch: int) -> None:
@@ -268,11 +272,16 @@ class Trainer:
         self.logger.scalar("train/loss", loss, self.global_step)
         bar.set_postfix(loss=f"{loss:.4f}")
 
-    def _end_of_epoch(self, epoch: int, loss: float, trials: int) -> None:
+    def _end_of_epoch(self, epoch: int, loss: float, trials: int, train_s: float) -> None:
         lrs = self.p.policy.current_lrs()
         for name, lr in lrs.items():
             self.logger.scalar(f"lr/{name}", lr, epoch)
+        started = time.perf_counter()
         metrics = self.evaluate(epoch)
+        eval_s = time.perf_counter() - started
+        self.timing.append(
+            {"epoch": epoch, "train_s": round(train_s, 3), "eval_s": round(eval_s, 3)}
+        )
         for key, value in metrics.items():
             if isinstance(value, dict):  # e.g. "val": metrics of the held-out classes
                 self.logger.scalars(key, value, epoch)
@@ -320,6 +329,7 @@ class Trainer:
             "sampler": self.p.sampler.state_dict(),
             "global_step": self.global_step,
             "history": self.history,
+            "timing": self.timing,
             "best": self.best,
             "rng": rng_state(),
         }
@@ -334,6 +344,7 @@ class Trainer:
         self.p.sampler.load_state_dict(state["sampler"])
         self.global_step = state["global_step"]
         self.history = list(state["history"])
+        self.timing = list(state.get("timing", []))  # absent from checkpoints of older runs
         self.best = state["best"]
         set_rng_state(state["rng"])  # last: building and loading may draw random numbers
         return state["epoch"] + 1

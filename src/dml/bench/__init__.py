@@ -1,0 +1,1 @@
+"""Benchmarks and speed checks: the GPU check (gpu) and JPEG decoding (jpeg)."""
