@@ -242,5 +242,5 @@ def test_timing_records_each_epochs_training_and_evaluation_seconds(tmp_path):
     assert [t["epoch"] for t in trainer.timing] == [0, 1]
     assert all(0.2 <= t["eval_s"] < 0.35 for t in trainer.timing)
     spent = sum(t["train_s"] + t["eval_s"] for t in trainer.timing)
-    assert 0 < min(t["train_s"] for t in trainer.timing) and spent <= total
+    assert min(t["train_s"] for t in trainer.timing) > 0 and spent <= total
     assert spent > 0.9 * total  # nothing of the epoch's work left out
