@@ -111,6 +111,9 @@ class OptimizerConfig:
     weight_decay: float = 5e-4
     momentum: float = 0.9
     nesterov: bool = True
+    # clear the optimizer's state (SGD momentum, AdamW moments) at the start of every epoch
+    # and every re-run trial, whatever the LR policy (AutoLR's own: autolr.reset_momentum)
+    reset_momentum: bool = False
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
 
 
@@ -137,6 +140,11 @@ class CyclicPolicyConfig(LRPolicyConfig):
 class SGDRPolicyConfig(LRPolicyConfig):
     l_min: float = 1e-4
     resets: int = 2
+
+
+@dataclass
+class ReplayPolicyConfig(LRPolicyConfig):
+    run: str | None = None  # the finished run whose history[i]["lr"] is replayed
 
 
 @dataclass
@@ -251,6 +259,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
         "llrd": LLRDPolicyConfig,
         "gradual_unfreeze": GradualUnfreezePolicyConfig,
         "autorgn": LayerwisePolicyConfig,
+        "replay": ReplayPolicyConfig,
     },
     "autolr": {"autolr": AutoLRConfig},
     "trainer": {"trainer": TrainerConfig},

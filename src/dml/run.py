@@ -286,6 +286,7 @@ def bare_trainer(cfg: DictConfig, run_dir: Path) -> Iterator[Trainer]:
                 max_steps=cfg.trainer.max_steps_per_epoch,
                 precision=cfg.trainer.precision,
                 channels_last=cfg.trainer.channels_last,
+                reset_momentum=cfg.optimizer.reset_momentum,
             )
         finally:
             logger.close()
@@ -374,6 +375,7 @@ def _train(
         selection=cfg.eval.selection,
         metric=metric,
         extra_state={"config": results["config"], "initial": results["metrics"]["initial"]},
+        reset_momentum=cfg.optimizer.reset_momentum,
     )
     start = 0
     if state is not None:

@@ -244,3 +244,29 @@ def test_timing_records_each_epochs_training_and_evaluation_seconds(tmp_path):
     spent = sum(t["train_s"] + t["eval_s"] for t in trainer.timing)
     assert min(t["train_s"] for t in trainer.timing) > 0 and spent <= total
     assert spent > 0.9 * total  # nothing of the epoch's work left out
+
+
+@pytest.mark.parametrize("reset", [True, False])
+def test_optimizer_reset_momentum_clears_the_buffers_exactly_at_epoch_starts(tmp_path, reset):
+    """Bug: optimizer.reset_momentum clearing the momentum buffers mid-epoch (every step, or
+    never), or a single-LR run losing its momentum at epoch starts without the switch."""
+    trainer = tiny_trainer(
+        build_policy(compose_cfg(["lr_policy=constant"])),
+        tmp_path,
+        epochs=3,
+        reset_momentum=reset,
+    )
+    optimizer = trainer.p.optimizer
+    real_step, buffers = optimizer.step, []
+
+    def spy(*args, **kwargs):
+        buffers.append(sum("momentum_buffer" in s for s in optimizer.state.values()))
+        return real_step(*args, **kwargs)
+
+    optimizer.step = spy
+    trainer.fit()
+    params = sum(1 for g in optimizer.param_groups for p in g["params"] if p.requires_grad)
+    per_epoch = len(trainer.p.sampler)  # 64 images in batches of 16: 4 steps
+    assert len(buffers) == 3 * per_epoch and per_epoch == 4
+    fresh = [0] + [params] * (per_epoch - 1)  # the first step of an epoch starts from none
+    assert buffers == (fresh * 3 if reset else fresh + [params] * (2 * per_epoch))

@@ -9,7 +9,7 @@ from dml.policies.schedules import build_schedule
 
 SCHEDULES = ("constant", "step", "cyclic", "sgdr")
 LAYERWISE = ("llrd", "gradual_unfreeze", "autorgn")
-POLICIES = (*SCHEDULES, *LAYERWISE, "autolr")
+POLICIES = (*SCHEDULES, *LAYERWISE, "autolr", "replay")
 
 
 def build_policy(cfg) -> LRPolicy:
@@ -21,6 +21,10 @@ def build_policy(cfg) -> LRPolicy:
         return AutoLRPolicy(cfg.autolr, cfg.lr_policy.l_max)
     if name in SCHEDULES:
         return build_schedule(cfg.lr_policy)
+    if name == "replay":
+        from dml.policies.replay import ReplayPolicy
+
+        return ReplayPolicy(cfg.lr_policy.run)
     if name in LAYERWISE:
         from dml.policies.layerwise import build_layerwise
 

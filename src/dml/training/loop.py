@@ -81,6 +81,7 @@ class Trainer:
         selection: str = "test",
         metric: str = "R@1",
         extra_state: dict | None = None,
+        reset_momentum: bool = False,
     ) -> None:
         self.p = parts
         self.epochs, self.logger, self.evaluate, self.run_dir = epochs, logger, evaluate, run_dir
@@ -89,6 +90,7 @@ class Trainer:
         self.save, self.save_weights = save_checkpoints and main, save_epoch_weights and main
         self.echo: Callable[[str], None] = tqdm.write if main else _silent
         self.warmup_epochs, self.selection, self.metric = warmup_epochs, selection, metric
+        self.reset_momentum = reset_momentum  # optimizer.reset_momentum
         self.extra_state = extra_state or {}  # stored in every checkpoint (config, initial metrics)
         self.best: dict | None = None  # {"epoch", "score"} of the best epoch by `selection`
         self._warming: list[torch.nn.Parameter] | None = None  # params frozen for warm-up
@@ -178,6 +180,8 @@ class Trainer:
             started = time.perf_counter()
             losses: list[float] = []
             while True:
+                if self.reset_momentum:  # every trial starts without momentum, as AutoLR's
+                    self.p.optimizer.state.clear()
                 self.p.policy.begin_epoch(epoch)
                 self._agreed(True)
                 losses.append(self.train_epoch(epoch, len(losses)))

@@ -14,6 +14,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from dml.cli import override_key
+from dml.config import with_schema_defaults
 from dml.errors import DmlError
 from dml.logging import RESULTS_FILE
 from dml.logging.runs import flatten
@@ -40,7 +41,8 @@ def resume_state(run_dir: Path, overrides: list[str]) -> tuple[DictConfig, dict]
                 f"{prefix}: checkpoints/last.pt was written by a different config than this "
                 f"run's results.json ({differ}); resume only a run's own checkpoint"
             )
-    cfg = OmegaConf.create(state["config"])
+    # keys added to the schemas since the run started come in at their defaults
+    cfg = with_schema_defaults(state["config"])
     for override in overrides:
         key = override_key(override)
         if key == "resume":
