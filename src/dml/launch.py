@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +64,22 @@ def run_train(name: str, args: list[str], out: Path, tag: str = "run") -> dict:
     if data["status"] != "completed":
         raise SystemExit(f"error: run {name} ended {data['status']}: {data.get('error')}")
     return data
+
+
+def run_many(
+    runs: dict[str, list[str]], out: Path, extra: list[str], parallel: int = 1, tag: str = "run"
+) -> dict[str, dict]:
+    """run_train for each (name, overrides) plus the shared `extra` overrides, `parallel` at
+    a time (a GPU can train several small runs at once); results.json of each, by name."""
+
+    def one(item: tuple[str, list[str]]) -> tuple[str, dict]:
+        name, args = item
+        return name, run_train(name, [*args, *extra], out, tag=tag)
+
+    if parallel <= 1:
+        return dict(map(one, runs.items()))
+    with ThreadPoolExecutor(parallel) as pool:
+        return dict(pool.map(one, runs.items()))
 
 
 @dataclass

@@ -265,28 +265,51 @@ def build_parts(cfg: DictConfig, pretrained: bool = True) -> RunParts:
     return RunParts(data, val, model, loss, optimizer, infos, loaders, device)
 
 
+def make_trainer(
+    cfg: DictConfig,
+    parts: RunParts,
+    policy,
+    run_dir: Path,
+    logger: ScalarLogger,
+    evaluate=None,
+    **options,
+) -> Trainer:
+    """The Trainer of a run's parts with the config's trainer settings (options override)."""
+    settings = {
+        "epochs": cfg.trainer.epochs,
+        "log_every": cfg.trainer.log_every,
+        "max_steps": cfg.trainer.max_steps_per_epoch,
+        "progress": cfg.logger.progress,
+        "save_checkpoints": cfg.trainer.save_checkpoints,
+        "save_epoch_weights": cfg.trainer.save_epoch_weights,
+        "warmup_epochs": cfg.trainer.warmup_epochs,
+        "precision": cfg.trainer.precision,
+        "channels_last": cfg.trainer.channels_last,
+        "selection": cfg.eval.selection,
+        "metric": TASK_METRIC[cfg.task],
+        "reset_momentum": cfg.optimizer.reset_momentum,
+    } | options
+    p = parts
+    return Trainer(
+        TrainerParts(
+            p.model, p.loss, p.optimizer, p.infos, policy, p.train_loader, p.sampler, p.device
+        ),
+        logger=logger,
+        evaluate=evaluate or (lambda epoch: {}),
+        run_dir=run_dir,
+        **settings,
+    )
+
+
 @contextmanager
 def bare_trainer(cfg: DictConfig, run_dir: Path) -> Iterator[Trainer]:
-    """The run's Trainer without evaluation or pre-trained weights (speed checks: bench, GPU);
-    its loaders' workers end with the block."""
-    with build_parts(cfg, pretrained=False) as p:
-        policy = build_policy(cfg)
-        parts = TrainerParts(
-            p.model, p.loss, p.optimizer, p.infos, policy, p.train_loader, p.sampler, p.device
-        )
+    """The run's Trainer without evaluation, checkpoints or pre-trained weights (speed checks:
+    bench, GPU); its loaders' workers end with the block."""
+    with build_parts(cfg, pretrained=False) as parts:
         logger = ScalarLogger(run_dir, cfg.logger.tensorboard and distributed.is_main())
         try:
-            yield Trainer(
-                parts,
-                cfg.trainer.epochs,
-                logger,
-                lambda epoch: {},
-                run_dir,
-                log_every=cfg.trainer.log_every,
-                max_steps=cfg.trainer.max_steps_per_epoch,
-                precision=cfg.trainer.precision,
-                channels_last=cfg.trainer.channels_last,
-                reset_momentum=cfg.optimizer.reset_momentum,
+            yield make_trainer(
+                cfg, parts, build_policy(cfg), run_dir, logger, save_checkpoints=False
             )
         finally:
             logger.close()
@@ -306,8 +329,7 @@ def train_run(cfg: DictConfig, run_dir: Path, results: dict, state: dict | None 
 def _train(
     cfg: DictConfig, run_dir: Path, results: dict, state: dict | None, parts: RunParts
 ) -> dict:
-    model, loss, optimizer, device = parts.model, parts.loss, parts.optimizer, parts.device
-    infos, sampler, train_loader = parts.infos, parts.sampler, parts.train_loader
+    model, loss, device = parts.model, parts.loss, parts.device
     eval_loaders = parts.eval_loaders
     policy = build_policy(cfg)
 
@@ -358,24 +380,14 @@ def _train(
     else:
         results["metrics"]["initial"] = state["initial"]
     tqdm.write("before fine-tuning: " + _short(results["metrics"]["initial"]))
-    trainer = Trainer(
-        TrainerParts(model, loss, optimizer, infos, policy, train_loader, sampler, device),
-        epochs=cfg.trainer.epochs,
-        logger=logger,
-        evaluate=evaluate,
-        run_dir=run_dir,
-        log_every=cfg.trainer.log_every,
-        max_steps=cfg.trainer.max_steps_per_epoch,
-        progress=cfg.logger.progress,
-        save_checkpoints=cfg.trainer.save_checkpoints,
-        save_epoch_weights=cfg.trainer.save_epoch_weights,
-        warmup_epochs=cfg.trainer.warmup_epochs,
-        precision=cfg.trainer.precision,
-        channels_last=cfg.trainer.channels_last,
-        selection=cfg.eval.selection,
-        metric=metric,
+    trainer = make_trainer(
+        cfg,
+        parts,
+        policy,
+        run_dir,
+        logger,
+        evaluate,
         extra_state={"config": results["config"], "initial": results["metrics"]["initial"]},
-        reset_momentum=cfg.optimizer.reset_momentum,
     )
     start = 0
     if state is not None:

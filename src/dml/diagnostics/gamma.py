@@ -36,7 +36,6 @@ from dml.logging import ScalarLogger
 from dml.paper import rows
 from dml.policies.autolr import AutoLRPolicy
 from dml.policies.base import PolicyContext
-from dml.training.loop import Trainer, TrainerParts
 
 
 class TwoPassProbe(AutoLRPolicy):
@@ -105,25 +104,12 @@ def _measure(cfg: DictConfig, parts, state: dict | None, progress: bool) -> list
     if state is not None:
         parts.model.load_state_dict(state["model"])
         parts.loss.load_state_dict(state["loss"])
+    from dml.run import make_trainer
+
     probe = TwoPassProbe(cfg.autolr, cfg.optimizer.lr)
-    trainer = Trainer(
-        TrainerParts(
-            parts.model,
-            parts.loss,
-            parts.optimizer,
-            parts.infos,
-            probe,
-            parts.train_loader,
-            parts.sampler,
-            parts.device,
-        ),
-        epochs=1,
-        logger=ScalarLogger(Path("."), enabled=False),
-        evaluate=lambda epoch: {},
-        run_dir=Path("."),
-        max_steps=cfg.trainer.max_steps_per_epoch,
-        progress=progress,
-        save_checkpoints=False,
+    logger = ScalarLogger(Path("."), enabled=False)
+    trainer = make_trainer(
+        cfg, parts, probe, Path("."), logger, epochs=1, progress=progress, save_checkpoints=False
     )
     trainer.fit()
     single, tuned = probe.passes
