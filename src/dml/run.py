@@ -123,7 +123,14 @@ def load_pretrained(net: torch.nn.Module, cfg: DictConfig) -> None:
                 "synthetic source set, not ImageNet (the paper: model.pretrained=imagenet)"
             )
         path = ensure_pretrained(
-            Path(cfg.data_dir), cfg.model.arch, source, cfg.pretrain, cfg.logger.progress
+            Path(cfg.data_dir),
+            cfg.model.arch,
+            source,
+            cfg.pretrain,
+            cfg.logger.progress,
+            pick_device(cfg.trainer.device),
+            cfg.trainer.precision,
+            cfg.trainer.channels_last,
         )
         load_state_file(net, str(path))
     else:
