@@ -1,18 +1,18 @@
-"""scripts/check_synthetic.py over finished runs: metrics worked out by hand, through files."""
+"""dml.studies.twin (scripts/check_synthetic.py) over finished runs: metrics worked out by
+hand, through files."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from dml.studies import twin as check
+
 ROOT = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("check", ROOT / "scripts" / "check_synthetic.py")
-check = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(check)
 
 CURVES = {  # R@1 in points per epoch, seeds 0 and 1
     "constant": ([70, 80], [72, 78]),
@@ -55,15 +55,14 @@ def test_plan_freezes_lower_or_upper_half_of_the_units():
     assert len(runs) == 7
 
 
-def test_metrics_from_finished_runs(tmp_path, monkeypatch):
+def test_metrics_from_finished_runs(tmp_path):
     # Bugs caught: ratio against the wrong run, population instead of sample std, the gain
     # taken over the whole run, a failed target reported as met. Numbers by hand above.
     _write_runs(tmp_path / "runs")
     report_path = tmp_path / "check.json"
-    argv = ["check", "--seeds", "2", "--no-probe", "--json", str(report_path)]
+    argv = ["--seeds", "2", "--no-probe", "--json", str(report_path)]
     argv += ["--out", str(tmp_path / "runs")]
-    monkeypatch.setattr(sys, "argv", argv)
-    assert check.main() == 1  # v0_score and last_epoch_gain miss their targets
+    assert check.main(argv) == 1  # v0_score and last_epoch_gain miss their targets
     report = json.loads(report_path.read_text())
     assert report["units"] == 7
     assert report["pooled_R@1"] == pytest.approx(63.2)
@@ -92,8 +91,6 @@ def test_metrics_from_finished_runs(tmp_path, monkeypatch):
 
 def test_misspelt_override_is_one_line_and_runs_nothing(tmp_path):
     # Bug caught: a typo reaching the runs (18 failed subprocesses) or a Hydra traceback.
-    import subprocess
-
     proc = subprocess.run(
         [
             sys.executable,
@@ -113,3 +110,57 @@ def test_misspelt_override_is_one_line_and_runs_nothing(tmp_path):
         "error: bad override: Could not override 'trainer.epoch'."
     ]
     assert not list((tmp_path / "runs").iterdir()) and not (tmp_path / "c.json").exists()
+
+
+def test_the_paper_scale_twin_is_the_cub_recipe_on_a_cub_sized_set():
+    """Bug: --scale paper drifting from what it claims (another backbone, pruning, size or
+    loss; the small source; the CPU twin's drops) or planning runs it does not need."""
+    scale = check.SCALES["paper"]
+    cfg = check.compose_cfg(["eval.selection=test", *scale.overrides])
+    assert (cfg.model.arch, list(cfg.pruning.units), cfg.model.last_stride) == (
+        "resnet50",
+        [15, 16],
+        1,
+    )
+    assert (cfg.dataset.image_size, cfg.loss.name, cfg.model.head) == (224, "softmax", "paper")
+    assert (cfg.dataset.num_classes // 2, cfg.dataset.images_per_class) == (100, 59)
+    assert (cfg.pretrain.num_classes, cfg.pretrain.images_per_class) == (48, 250)
+    assert (cfg.model.pretrained, cfg.trainer.epochs, cfg.eval.selection) == (
+        "synthetic",
+        10,
+        "test",
+    )
+    runs = check.plan_runs(1, units=14, epochs=10, scale=scale)
+    assert sorted(runs) == sorted(
+        f"{k}_seed0"
+        for k in ("constant", "step", "autolr", "freeze_lower", "freeze_stem_lower", "freeze_upper")
+    )
+    assert runs["step_seed0"] == [
+        "lr_policy=step",
+        "lr_policy.drop_epoch=8",
+        "lr_policy.gamma=0.5",
+        "seed=0",
+    ]
+    assert runs["autolr_seed0"] == ["lr_policy=autolr", "autolr.drop_epoch=8", "seed=0"]
+    assert (
+        runs["freeze_stem_lower_seed0"][1]
+        == "trainer.freeze=[stem," + ",".join(f"unit{k}" for k in range(1, 8)) + "]"
+    )
+
+
+def test_the_paper_scale_is_judged_by_the_premises_bounds():
+    """Bug: the paper-scale twin judged by the CPU twin's targets, or a bound read wrongly
+    (v0 spread 6-20x is a range: 5x and 25x both fail)."""
+    scale = check.SCALES["paper"]
+    metrics = {
+        "transfer_ratio": 0.7,
+        "freeze_stem_lower_cost": 1.0,
+        "freeze_upper_cost": 4.0,
+        "v0_spread": 12.0,
+        "freeze_lower_cost": 9.0,  # not a paper-scale target
+    }
+    assert check.verdicts(metrics, scale) == dict.fromkeys(
+        ("transfer_ratio", "freeze_stem_lower_cost", "freeze_upper_cost", "v0_spread"), True
+    )
+    for spread in (5.0, 25.0):
+        assert check.verdicts({**metrics, "v0_spread": spread}, scale)["v0_spread"] is False
