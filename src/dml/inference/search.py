@@ -92,19 +92,28 @@ def evaluate_index(index: ImageIndex, ks: Sequence[int] | None = None) -> dict[s
 
 def format_table(query_paths: Sequence[Path], labels: Sequence[str | None], ranked: Ranked) -> str:
     """The results as console text: per query a header line and one line per neighbour
-    (rank, cosine score, class, path, and same/other when the query's class is known)."""
+    (rank, cosine score, class, path, and same/other when the query's class is known);
+    paths inside the working folder are shown relative to it (the JSON keeps them whole)."""
     classes = ranked.labels or [["-"] * len(row) for row in ranked.paths]
     width = max(len("class"), *(len(c) for row in classes for c in row))
     lines = []
     for q, path in enumerate(query_paths):
         known = f" (class {labels[q]})" if labels[q] is not None else ""
-        lines.append(f"query {path}{known}")
+        lines.append(f"query {_shown(path)}{known}")
         lines.append(f"  {'rank':>4}  {'score':>7}  {'class':<{width}}  image")
         for j, (score, hit) in enumerate(zip(ranked.scores[q], ranked.paths[q])):
             cls = classes[q][j]
             mark = _mark(labels[q], cls if ranked.labels is not None else None)
-            lines.append(f"  {j + 1:>4}  {score:7.4f}  {cls:<{width}}  {hit}{mark}")
+            lines.append(f"  {j + 1:>4}  {score:7.4f}  {cls:<{width}}  {_shown(hit)}{mark}")
     return "\n".join(lines)
+
+
+def _shown(path: str | Path) -> str:
+    """A path as the console shows it: relative to the working folder when inside it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _mark(query: str | None, hit: str | None) -> str:
