@@ -116,6 +116,23 @@ def test_an_interrupted_append_leaves_the_previous_index(
     assert open_index(tmp_path / "idx").count == 18
 
 
+def test_an_interrupted_build_leaves_nothing(
+    loaded, images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bug caught: a first build interrupted half way leaving a data folder in --out, so
+    that the next try is refused as 'already holds other files'."""
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr("dml.inference.index.np.save", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            build_index(loaded, images, tmp_path / "idx", progress=False)
+    assert not (tmp_path / "idx").exists()
+    assert build_index(loaded, images, tmp_path / "idx", progress=False).index.count == 12
+
+
 def test_another_run_or_feature_is_refused(
     loaded, run_dir: Path, images: Path, tmp_path: Path
 ) -> None:

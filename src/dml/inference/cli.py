@@ -16,6 +16,7 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse that reports a usage mistake as one `error: ...` line (no usage block)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        """Print `error: <message>` and exit 2, instead of argparse's usage block."""
         print(f"error: {message} (see --help)", file=sys.stderr)
         raise SystemExit(USAGE_ERROR)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
@@ -97,9 +98,9 @@ class ImageFiles(Dataset):
             return self.blank, -1
 
 
-def read_rgb(path: Path):
+def read_rgb(path: Path) -> Image.Image:
     """The file decoded as an RGB PIL image; DmlError with the reason when it cannot be."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     try:
         with Image.open(path) as img:

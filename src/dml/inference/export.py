@@ -50,6 +50,7 @@ class ExportedEmbedder(nn.Module):
         return self.model.pooled(x) if self.pooled else self.model(x)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, S, S) images in [0, 1] -> (N, D) L2-normalised features."""
         x = (images - self.mean) / self.std
         out = self.features(x)
         if self.flip:

@@ -114,7 +114,14 @@ def build_index(
     labels = _label_ids(found.paths, classes, embedded.paths, names)
     manifest = _new_manifest(run, embedded.embeddings.shape[1], names)
     manifest["folders"] = [str(found.root)]
-    index = _commit(out, manifest, embedded.embeddings, _strings(embedded.paths), labels)
+    created = not out.exists()
+    try:
+        index = _commit(out, manifest, embedded.embeddings, _strings(embedded.paths), labels)
+    except BaseException:  # Ctrl-C or a full disk: leave out as it was, or a retry is refused
+        shutil.rmtree(out / "v1", ignore_errors=True)
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     return IndexUpdate(index, embedded.embeddings.shape[0], 0, embedded)
 
 
