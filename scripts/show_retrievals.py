@@ -8,7 +8,8 @@ similarity, the query itself excluded. Each row of the PNG (default <run_dir>/re
 is one query (blue frame) and its neighbours, most similar first, framed green (same class)
 or red (other class). Images are the original files, not the normalised network inputs.
 Queries are drawn with --seed from as many different classes as possible. The neighbours
-are also printed, one query a line: test-split index (class id) same|other.
+are also printed, one query a line: test-split index (class id) same|other. The drawing
+(tiles, layout, frame colours) is dml.logging.grid's, shared with scripts/search.py.
 """
 
 from __future__ import annotations
@@ -23,31 +24,23 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-from matplotlib.figure import Figure
-from PIL import Image, UnidentifiedImageError
 
 from dml.errors import DmlError
-from dml.logging.figures import png_bytes, write_png
+from dml.logging.figures import write_png
+from dml.logging.grid import (  # noqa: F401  (the layout names: tests read tiles back with them)
+    FRAME,
+    OTHER_RGB,
+    QUERY_RGB,
+    SAME_RGB,
+    TILE,
+    canvas_size,
+    load_tile,
+    render,
+    tile_origin,
+)
 from dml.logging.runs import RESULTS_FILE, read_run_results
 
 ROOT = Path(__file__).resolve().parents[1]
-
-# Frame colours (RGB): blue query, green same class, red other class (ColorBrewer RdYlBu ends).
-QUERY_RGB = (33, 102, 172)
-SAME_RGB = (26, 152, 80)
-OTHER_RGB = (215, 48, 39)
-BACKGROUND_RGB = (255, 255, 255)
-LETTERBOX_RGB = (235, 235, 235)
-
-# Layout in output pixels: the figure is drawn 1:1, so tiles sit at known positions.
-TILE = 96  # image area of a tile
-FRAME = 5  # frame width around each tile
-GAP = 8  # between tiles
-QUERY_GAP = 28  # extra space between the query column and its neighbours
-CAPTION = 30  # text band above each row of tiles
-TITLE = 26  # title band at the top
-MARGIN = 10
-DPI = 100
 
 
 class RetrievalError(DmlError):
@@ -173,74 +166,6 @@ def _first_line(exc: Exception) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def load_tile(path: Path) -> np.ndarray:
-    """The original image scaled to fit TILE x TILE (aspect kept, letterboxed), as RGB uint8."""
-    try:
-        with Image.open(path) as img:
-            image = img.convert("RGB")
-    except (OSError, UnidentifiedImageError) as exc:
-        raise RetrievalError(f"cannot read image {path}: {exc}") from None
-    scale = TILE / max(image.size)
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    # Small images (the synthetic twin's 32-64 px) stay crisp with nearest-neighbour upscaling.
-    resample = Image.NEAREST if scale >= 2 else Image.BICUBIC
-    image = image.resize(size, resample)
-    tile = np.full((TILE, TILE, 3), LETTERBOX_RGB, dtype=np.uint8)
-    top, left = (TILE - size[1]) // 2, (TILE - size[0]) // 2
-    tile[top : top + size[1], left : left + size[0]] = np.asarray(image)
-    return tile
-
-
-# ------------------------------------------------------------------ drawing
-
-
-def tile_origin(row: int, col: int) -> tuple[int, int]:
-    """(y, x) of the top-left pixel of the frame of tile (row, col); col 0 is the query."""
-    x = MARGIN + col * (TILE + 2 * FRAME + GAP) + (QUERY_GAP if col > 0 else 0)
-    y = TITLE + row * (CAPTION + TILE + 2 * FRAME + GAP) + CAPTION
-    return y, x
-
-
-def canvas_size(rows: int, k: int) -> tuple[int, int]:
-    """(height, width) in pixels of a grid of rows queries with k neighbours each."""
-    y, x = tile_origin(rows - 1, k)
-    return y + TILE + 2 * FRAME + MARGIN, x + TILE + 2 * FRAME + MARGIN
-
-
-def render(
-    tiles: list[list[np.ndarray]],
-    neighbours: Neighbours,
-    query_labels: Sequence[int],
-    neighbour_labels: np.ndarray,
-    title: str,
-) -> bytes:
-    """The grid as PNG bytes: one row per query, frames coloured by class agreement."""
-    rows, k = neighbours.indices.shape
-    height, width = canvas_size(rows, k)
-    canvas = np.full((height, width, 3), BACKGROUND_RGB, dtype=np.uint8)
-    for r in range(rows):
-        for c in range(k + 1):
-            colour = QUERY_RGB if c == 0 else SAME_RGB if neighbours.same[r, c - 1] else OTHER_RGB
-            y, x = tile_origin(r, c)
-            side = TILE + 2 * FRAME
-            canvas[y : y + side, x : x + side] = colour
-            canvas[y + FRAME : y + FRAME + TILE, x + FRAME : x + FRAME + TILE] = tiles[r][c]
-
-    fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
-    ax = fig.add_axes((0, 0, 1, 1))
-    ax.imshow(canvas, interpolation="nearest", extent=(0, width, height, 0))
-    ax.set_axis_off()
-    ax.text(MARGIN, TITLE / 2, title, va="center", ha="left", fontsize=9)
-    for r in range(rows):
-        y, x = tile_origin(r, 0)
-        ax.text(x, y - 4, f"query\nclass {query_labels[r]}", va="bottom", fontsize=7)
-        for j in range(k):
-            y, x = tile_origin(r, j + 1)
-            text = f"#{j + 1} class {neighbour_labels[r, j]}\ncos {neighbours.similarity[r, j]:.3f}"
-            ax.text(x, y - 4, text, va="bottom", fontsize=7)
-    return png_bytes(fig, DPI)
-
-
 def print_listing(found: Neighbours, labels: np.ndarray, queries: Sequence[int]) -> None:
     """Each query's neighbours, one query a line: index (class id) same|other; then precision."""
     for r, q in enumerate(queries):
@@ -296,7 +221,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{run_dir.parent.name}/{run_dir.name} ({run_recall(results)}): {feature} features, "
             f"cosine, top {k} of {len(labels)} test images; green same class, red other"
         )
-        png = render(tiles, found, [labels[q] for q in queries], label_arr[found.indices], title)
+        captions = [
+            [f"query\nclass {labels[q]}"]
+            + [
+                f"#{j + 1} class {label_arr[i]}\ncos {found.similarity[r, j]:.3f}"
+                for j, i in enumerate(found.indices[r])
+            ]
+            for r, q in enumerate(queries)
+        ]
+        png = render(tiles, found.same.tolist(), captions, title)
         print_listing(found, label_arr, queries)
         write_png(png, out)  # out is absolute: the chdir above does not move it
     except DmlError as exc:  # RetrievalError, read_run_results' and write_png's own

@@ -1,7 +1,7 @@
 """Writing figures as PNG files: rendered with Agg, written whole or not at all.
 
-Shared by the plotting scripts (scripts/plot_*.py, scripts/show_retrievals.py). matplotlib
-is imported inside png_bytes only, so importing dml.logging never loads it.
+Shared by the plotting scripts (scripts/plot_*.py) and the retrieval grids of dml.logging.grid.
+matplotlib is imported inside png_bytes only, so importing dml.logging never loads it.
 """
 
 from __future__ import annotations
