@@ -156,8 +156,8 @@ def embed_images(
     none can be read, unless require is False (then no rows). num_workers: loader processes
     (None: as training chooses for this machine).
     """
+    from dml.data.loaders import loader_workers
     from dml.evaluation.embed import compute_embeddings
-    from dml.run import loader_workers
 
     files = [Path(p) for p in paths]
     if not files:
