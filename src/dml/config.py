@@ -64,7 +64,7 @@ class PretrainConfig:
 
     num_classes: int = 48
     images_per_class: int = 50
-    epochs: int = 15
+    epochs: int = 12  # 15 took 175 s of a 305 s first run here (96.7% train accuracy; 12: 85.7%)
     batch_size: int = 64
     lr: float = 2e-3
     seed: int = 0

@@ -88,7 +88,7 @@ def test_cache_ram_caches_every_loaders_images_with_its_own_transform(tmp_path):
     for loader, n in [(train, 12), (evals["test"], 12), (evals["val"], 4)]:
         assert len(loader.dataset.cache) == n
         assert loader.dataset.cache.nbytes == n * 32 * 32 * 3  # image_size 32, resized once
-    plain = _loader_cfg(tmp_path, "dataset.num_workers=0")
+    plain = _loader_cfg(tmp_path, "dataset.cache=none", "dataset.num_workers=0")
     plain_evals = make_loaders(plain, data, val, torch.device("cpu")).evals
     assert plain_evals["test"].dataset.cache is None
     got, want = next(iter(evals["test"])), next(iter(plain_evals["test"]))
