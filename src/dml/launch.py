@@ -56,8 +56,11 @@ def run_train(name: str, args: list[str], out: Path, tag: str = "run") -> dict:
         cmd.append("logger.progress=false")
         print(f"[{tag}] {name}: {' '.join(args)}", flush=True)
         out.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # the log shows where a run is now
         with (out / f"{name}.log").open("a") as log:
-            subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=False)
+            subprocess.run(
+                cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=False, env=env
+            )
     if not results.is_file():
         raise SystemExit(f"error: run {name} wrote no results.json; see {out / name}.log")
     data = json.loads(results.read_text())

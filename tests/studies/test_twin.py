@@ -127,7 +127,7 @@ def test_the_paper_scale_twin_is_the_cub_recipe_on_a_cub_sized_set():
     assert (cfg.pretrain.num_classes, cfg.pretrain.images_per_class) == (48, 250)
     assert (cfg.model.pretrained, cfg.trainer.epochs, cfg.eval.selection) == (
         "synthetic",
-        10,
+        8,
         "test",
     )
     runs = check.plan_runs(1, units=14, epochs=10, scale=scale)

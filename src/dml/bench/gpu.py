@@ -156,9 +156,10 @@ def search_section(args: argparse.Namespace) -> dict:
         got = retrieval_metrics(emb, labels.to(device), ks, True, search=search)
         _sync(device)
         times.append(time.perf_counter() - start)
-    part = slice(0, 5000)
-    on_gpu = retrieval_metrics(emb[part], labels[part], ks[:2], True, search=search)
-    on_faiss = retrieval_metrics(emb[part].cpu(), labels[part], ks[:2], True, search="faiss")
+    part = torch.nonzero(labels < classes // 12).flatten().to(device)  # ~5,000, whole classes
+    sub, sub_labels = emb[part], labels[part.cpu()]
+    on_gpu = retrieval_metrics(sub, sub_labels, ks[:2], True, search=search)
+    on_faiss = retrieval_metrics(sub.cpu(), sub_labels, ks[:2], True, search="faiss")
     return {
         "n": n,
         "dim": dim,

@@ -165,7 +165,7 @@ def embed_images(
     loader = DataLoader(
         ImageFiles(files, run.transform, run.image_size),
         batch_size=batch_size or run.batch_size,
-        num_workers=loader_workers(num_workers),
+        num_workers=loader_workers(num_workers, run.device),
         pin_memory=run.device.type == "cuda",
     )
     with tqdm(total=len(files), desc="embedding", unit="img", disable=not progress) as bar:

@@ -17,9 +17,12 @@ Two scales:
 * ``paper``: the paper's CUB recipe (experiment=cub200_autolr: ResNet-50, pruning 15,16,
   224 px, softmax through the paper head, SGD) on a CUB-sized synthetic target (100 + 100
   classes of 59 images), its backbone pre-trained on a larger source (48 classes x 250
-  images at 224 px) on the GPU; 10 epochs in bf16, step x0.5 and AutoLR x0.2 at 4/5 of them,
-  one seed, the runs six at a time on one GPU. Its targets are the premise's
-  (dml.studies.premise.TARGETS).
+  images at 224 px) on the GPU; 8 epochs in bf16, step x0.5 and AutoLR x0.2 at 4/5 of them,
+  one seed, two runs at a time. Its targets are the premise's (dml.studies.premise.TARGETS).
+  Sized from the H200 measurements of scripts/gpu_check.py (a training pass 4.2 s, an
+  evaluation 1.9 s, 29 s of fixed cost per run; pre-training 3,200 images/s): about 8
+  minutes. Six runs at once did not finish in 5 minutes there: a batch-40 step is launch-
+  bound, so processes sharing the GPU add little throughput.
 
 Runs train on all training classes (eval.selection=test; the metrics read the final epoch).
 Recall values in the JSON are in points (percent); seed_std is the sample std over seeds.
@@ -83,7 +86,7 @@ PAPER = [
     "model.pretrained=synthetic",
     "pretrain.images_per_class=250",
     "pretrain.batch_size=128",
-    "trainer.epochs=10",
+    "trainer.epochs=8",
     "trainer.precision=bf16",
     "trainer.channels_last=true",
     "logger.tensorboard=false",
@@ -96,7 +99,7 @@ SCALES = {
         step_gamma=0.5,
         stem_diagnostic=False,
         probes=False,
-        parallel=6,
+        parallel=2,
         targets=dict(premise.TARGETS),
         premise_only=True,
     ),

@@ -135,7 +135,7 @@ def pretrain(
 
 def _device_loader(data: ImageListDataset, cfg, device: torch.device, progress: bool):
     """The source set cached, its batches augmented on the device (as a run's on a GPU)."""
-    workers = loader_workers(None)
+    workers = loader_workers(None, device)
     cache_in_ram(data, workers, progress, "source images")
     plan = AugmentPlan(data.transform)
     sampler = EpochBatchSampler(data.targets, cfg.batch_size, 0, cfg.seed)
