@@ -9,6 +9,7 @@ import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import OmegaConf
 
+from dml.cli import quote_numeric_choices
 from tests.conftest import CONFIG_DIR, compose_cfg
 
 GROUPS = [
@@ -112,23 +113,88 @@ def test_experiment_bundles_compose():
         OmegaConf.resolve(cfg)
 
 
-def test_schema_defaults_are_the_default_runs():
-    """Catches a dataclass default and its YAML disagreeing (trainer.epochs 40 in the schema,
-    10 in the YAML): code or scripts that build a config from the schemas would train another
-    run than `python train.py`. Each group's default option must compose to its schema."""
-    from dml.config import SCHEMAS
+def _option_schema(group: str, body: dict):
+    from dml.config import FAMILIES, FIXED
 
-    cfg = compose_cfg(["data_dir=/tmp/d"])
-    OmegaConf.resolve(cfg)
-    picked = {"dataset": "synthetic", "loss": "proxy_anchor", "lr_policy": "autolr"}
-    for group, schemas in SCHEMAS.items():
-        schema = schemas[picked.get(group, group)]
-        defaults = OmegaConf.to_container(OmegaConf.structured(schema))
-        composed = OmegaConf.to_container(cfg[group])
-        differ = {
-            k: (v, composed[k]) for k, v in defaults.items() if v != "???" and composed[k] != v
-        }
-        assert not differ, f"{group}: (schema, yaml) {differ}"
+    if group in FAMILIES:
+        return FAMILIES[group].get(body["name"]).schema
+    return FIXED[group]
+
+
+def _literal(value) -> bool:
+    return not (isinstance(value, str) and "${" in value)
+
+
+def test_no_option_restates_its_schemas_default():
+    """Catches a value written twice, in a schema and in its option's YAML (the trainer's 15
+    keys restated in trainer/default.yaml): the two drift apart unnoticed, and a change to
+    the schema's default silently does not reach the runs."""
+    import yaml
+
+    restated = []
+    for path in sorted(Path(CONFIG_DIR).glob("*/*.yaml")):
+        group = path.parent.name
+        if group in ("experiment", "task", "hydra"):
+            continue
+        body = yaml.safe_load(path.read_text()) or {}
+        body.pop("defaults", None)
+        if group in ("dataset", "loss", "lr_policy") and "name" not in body:
+            continue  # an option extending another option of its group
+        defaults = OmegaConf.to_container(OmegaConf.structured(_option_schema(group, body)))
+        for key, value in body.items():
+            if key != "name" and _literal(value) and defaults.get(key) == value:
+                restated.append(f"{path.relative_to(CONFIG_DIR)}: {key}={value}")
+    assert not restated, restated
+
+
+def _experiment_base(path: Path) -> list[str]:
+    """The overrides an experiment file's own defaults list amounts to."""
+    import yaml
+
+    body = yaml.safe_load(path.read_text()) or {}
+    rel = path.relative_to(Path(CONFIG_DIR) / "experiment")
+    # a sweep's row (table4/step_...) is judged against the default run, not its sweep's
+    # base: the values that name the row (l_max 1e-3) stay in it whatever it is added to
+    base: list[str] = []
+    for entry in body.get("defaults", []):
+        if isinstance(entry, str):  # built on another experiment
+            parent = entry.lstrip("/").removeprefix("experiment/")
+            if not entry.startswith("/") and rel.parent != Path("."):
+                parent = f"{rel.parent}/{entry}"
+            base = [f"experiment={parent}"]
+        else:
+            ((key, option),) = entry.items()
+            group = key.removeprefix("override ").strip("/")
+            if not group.startswith("hydra"):
+                base.append(f"{group}={option}")
+    return base
+
+
+def _leaves(node, prefix=""):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _leaves(value, f"{prefix}{key}.")
+    else:
+        yield prefix[:-1], node
+
+
+def test_no_experiment_restates_what_its_defaults_give():
+    """Catches an experiment bundle restating values its defaults already give
+    (cub200_autolr.yaml restated about 35): a reader cannot see what the recipe changes,
+    and a fix to a default does not reach it."""
+    import yaml
+
+    restated = []
+    for path in sorted((Path(CONFIG_DIR) / "experiment").rglob("*.yaml")):
+        body = yaml.safe_load(path.read_text()) or {}
+        body = {k: v for k, v in body.items() if k not in ("defaults", "hydra")}
+        if not body:
+            continue
+        base = compose_cfg(["data_dir=/tmp/d", *quote_numeric_choices(_experiment_base(path))])
+        for key, value in _leaves(body):
+            if _literal(value) and OmegaConf.select(base, key, default=object()) == value:
+                restated.append(f"{path.relative_to(CONFIG_DIR)}: {key}={value}")
+    assert not restated, restated
 
 
 def test_an_old_run_config_gains_the_keys_added_since():

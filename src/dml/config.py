@@ -1,9 +1,11 @@
 """Dataclass schemas for every config group, registered in Hydra's ConfigStore.
 
-Each YAML file in configs/<group>/ starts from one of these schemas, so a misspelt
-key or a wrong type fails at compose time and names the key. A schema's defaults are those
-of the group's default option in configs/train.yaml (tests/test_configs.py checks that they
-match), so a config built from the dataclasses alone is the default run's.
+Each YAML file in configs/<group>/ starts from a schema, so a misspelt key or a wrong type
+fails at compose time and names the key. The swappable families (dataset, loss, lr_policy)
+take their schemas from their registries (dml.registry): each option's entry holds the schema
+its YAML extends. The other groups' schemas are here, or beside the code they configure
+(autolr, optimizer). A value is written once: in the schema, or in an option's YAML where the
+option differs from the schema.
 """
 
 from __future__ import annotations
@@ -15,35 +17,12 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
-
-@dataclass
-class DatasetConfig:
-    name: str = MISSING
-    root: str = MISSING
-    image_size: int = 224
-    resize_size: int | None = None  # None: round(image_size * 256 / 224)
-    eval_resize: str = "shorter"  # square: Resize((r, r)); shorter: shorter side to r
-    interpolation: str = "bilinear"  # bilinear | bicubic (train and eval resizes)
-    hflip: bool = True
-    random_resized_crop: bool = False
-    crop_scale: list[float] = field(default_factory=lambda: [0.08, 1.0])  # RandomResizedCrop
-    color_jitter: float = 0.0
-    num_workers: int | None = None  # null: one per core but one (at most 8; 0 on 1-2 cores)
-    cache: str = "none"  # none | ram (each image decoded and resized once, kept as uint8)
-    # where training augmentation and normalisation run: auto (the device on CUDA with
-    # cache=ram, else cpu) | cpu (loader processes) | device (dml.data.device)
-    augment_on: str = "auto"
-    ks: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # the benchmark's Recall@K
-
-
-@dataclass
-class SyntheticDatasetConfig(DatasetConfig):
-    num_classes: int = 100
-    images_per_class: int = 30
-    generated_size: int = 64
-    generator_seed: int = 0
-    image_size: int = 64
-    resize_size: int | None = 64  # generated tight: no crop margin (the YAML follows image_size)
+from dml.autolr.config import AutoLRConfig
+from dml.data import DATASETS
+from dml.losses import LOSSES
+from dml.policies import POLICIES
+from dml.registry import Registry
+from dml.training.optim import OptimizerConfig
 
 
 @dataclass
@@ -78,112 +57,6 @@ class PruningConfig:
 
     units: list[int] = field(default_factory=list)
     remove_last: int = 1
-
-
-@dataclass
-class LossConfig:
-    name: str = MISSING
-    lr_mult: float = 1.0
-
-
-@dataclass
-class SoftmaxLossConfig(LossConfig):
-    temperature: float = 1.0
-    classifier_std: float | None = None  # N(0, std) init of the classifier; None: default
-
-
-@dataclass
-class TripletLossConfig(LossConfig):
-    margin: float = 0.1
-    miner: str = "semihard"
-
-
-@dataclass
-class ProxyAnchorLossConfig(LossConfig):
-    margin: float = 0.1
-    alpha: float = 32.0
-    lr_mult: float = 10.0
-
-
-@dataclass
-class OptimizerConfig:
-    name: str = MISSING
-    lr: float = 3e-3  # the twin's sgd_twin; the paper's sgd is 1e-3
-    head_lr: float = 1e-2
-    weight_decay: float = 5e-4
-    momentum: float = 0.9
-    nesterov: bool = True
-    # clear the optimizer's state (SGD momentum, AdamW moments) at the start of every epoch
-    # and every re-run trial, whatever the LR policy (AutoLR's own: autolr.reset_momentum)
-    reset_momentum: bool = False
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-
-
-@dataclass
-class LRPolicyConfig:
-    name: str = MISSING
-    l_max: float = 3e-3  # the YAML options follow optimizer.lr
-
-
-@dataclass
-class StepPolicyConfig(LRPolicyConfig):
-    drop_epoch: int = 30
-    gamma: float = 0.1
-    every: int = 0  # > 0: multiply by gamma every `every` epochs (drop_epoch unused)
-
-
-@dataclass
-class CyclicPolicyConfig(LRPolicyConfig):
-    l_min: float = 1e-4
-    cycles: int = 3
-
-
-@dataclass
-class SGDRPolicyConfig(LRPolicyConfig):
-    l_min: float = 1e-4
-    resets: int = 2
-
-
-@dataclass
-class ReplayPolicyConfig(LRPolicyConfig):
-    run: str | None = None  # the finished run whose history[i]["lr"] is replayed
-
-
-@dataclass
-class LayerwisePolicyConfig(LRPolicyConfig):
-    shape: str = "constant"  # the single-LR shape under the factors: constant | step | cosine
-    drop_epoch: int = 30  # shape=step: x gamma from this epoch on
-    gamma: float = 0.1
-    l_min: float = 0.0  # shape=cosine: the LR it decays to
-
-
-@dataclass
-class LLRDPolicyConfig(LayerwisePolicyConfig):
-    decay: float = 0.75  # unit k of K at decay^(K-k), stem decay^K
-
-
-@dataclass
-class GradualUnfreezePolicyConfig(LayerwisePolicyConfig):
-    every: int = 1  # epochs between unfreezing one more unit (top unit first)
-
-
-@dataclass
-class AutoLRConfig:
-    alpha: float = 2.0
-    beta: float = 0.4
-    threshold: float = 0.94
-    threshold_decay: float = 0.99
-    threshold_floor: float = 0.8
-    max_trials: int = 5
-    stem_factor: float = 0.5
-    head_lr: float = 1e-2
-    drop_epoch: int = 30
-    drop_factor: float = 0.2
-    lr_min: float = 1e-6
-    lr_max: float = 1.0
-    reset_momentum: bool = True
-    mode: str = "rerun"  # rerun (the paper) | probe | online (see dml.policies.autolr)
-    probe_fraction: float = 0.1  # probe/online: share of the epoch's steps between checks
 
 
 @dataclass
@@ -242,41 +115,28 @@ class TrainConfig:
     resume: str | None = None  # a run folder to continue (python train.py resume=<dir>)
 
 
-SCHEMAS: dict[str, dict[str, type]] = {
-    "dataset": {"dataset": DatasetConfig, "synthetic": SyntheticDatasetConfig},
-    "model": {"model": ModelConfig},
-    "pruning": {"pruning": PruningConfig},
-    "loss": {
-        "softmax": SoftmaxLossConfig,
-        "triplet": TripletLossConfig,
-        "proxy_anchor": ProxyAnchorLossConfig,
-    },
-    "optimizer": {"optimizer": OptimizerConfig},
-    "lr_policy": {
-        "constant": LRPolicyConfig,
-        "step": StepPolicyConfig,
-        "cyclic": CyclicPolicyConfig,
-        "sgdr": SGDRPolicyConfig,
-        "autolr": LRPolicyConfig,
-        "llrd": LLRDPolicyConfig,
-        "gradual_unfreeze": GradualUnfreezePolicyConfig,
-        "autorgn": LayerwisePolicyConfig,
-        "replay": ReplayPolicyConfig,
-    },
-    "autolr": {"autolr": AutoLRConfig},
-    "trainer": {"trainer": TrainerConfig},
-    "eval": {"eval": EvalConfig},
-    "logger": {"logger": LoggerConfig},
-    "pretrain": {"pretrain": PretrainConfig},
+#: the groups whose options are registered parts: each option's entry holds its schema
+FAMILIES: dict[str, Registry] = {"dataset": DATASETS, "loss": LOSSES, "lr_policy": POLICIES}
+#: the other groups: one schema each, whatever the option
+FIXED: dict[str, type] = {
+    "model": ModelConfig,
+    "pruning": PruningConfig,
+    "optimizer": OptimizerConfig,
+    "autolr": AutoLRConfig,
+    "trainer": TrainerConfig,
+    "eval": EvalConfig,
+    "logger": LoggerConfig,
+    "pretrain": PretrainConfig,
 }
 
 
-def _schema_of(group: str, section: Any) -> type | None:
-    options = SCHEMAS[group]
-    name = section.get("name") if hasattr(section, "get") else None
-    if group == "dataset":
-        return options["synthetic" if name == "synthetic" else "dataset"]
-    return options.get(str(name)) or options.get(group)
+def group_schema(group: str, section: Any) -> type | None:
+    """The schema of a config group's section (a family's by the option it names)."""
+    if group in FAMILIES:
+        name = section.get("name") if hasattr(section, "get") else None
+        registry = FAMILIES[group]
+        return registry.get(name).schema if name in registry else None
+    return FIXED.get(group)
 
 
 def with_schema_defaults(config: dict[str, Any]) -> Any:
@@ -288,10 +148,10 @@ def with_schema_defaults(config: dict[str, Any]) -> Any:
     for key in ("task", "seed", "resume"):
         if key not in cfg:
             cfg[key] = getattr(TrainConfig, key)
-    for group in SCHEMAS:
+    for group in (*FAMILIES, *FIXED):
         if group not in cfg or not OmegaConf.is_dict(cfg[group]):
             continue
-        schema = _schema_of(group, cfg[group])
+        schema = group_schema(group, cfg[group])
         if schema is None:
             continue
         try:
@@ -331,14 +191,17 @@ def register_resolvers() -> None:
 
 
 def register_configs() -> None:
-    """Store every schema in Hydra's ConfigStore (idempotent)."""
+    """Store every schema in Hydra's ConfigStore (idempotent: call it again after registering
+    a part, as a test's toy part does)."""
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     # in a group of their own, so they are not offered as choices of the groups they check;
     # a YAML option extends its schema with `- /schema/<group>/<name>@_here_`
-    for group, nodes in SCHEMAS.items():
-        for name, node in nodes.items():
-            cs.store(group=f"schema/{group}", name=name, node=node)
+    for group, schema in FIXED.items():
+        cs.store(group=f"schema/{group}", name=group, node=schema)
+    for group, registry in FAMILIES.items():
+        for name, entry in registry.items():
+            cs.store(group=f"schema/{group}", name=name, node=entry.schema)
 
 
 register_configs()

@@ -156,11 +156,9 @@ def compose_cfg(overrides: list[str]):
 
 def prepare_caches(overrides: list[str]) -> None:
     """Generate the twin's images and pre-train its source model if not cached yet."""
-    from dml.run import build_model, split_data
+    from dml.run import prepare
 
-    cfg = compose_cfg(overrides)
-    split_data(cfg)
-    build_model(cfg, pretrained=True)
+    prepare(compose_cfg(overrides))
 
 
 def run_summary(results: dict) -> dict:

@@ -1,140 +1,106 @@
-"""Assemble a run from its config: data, model, loss, optimizer, policy; train; report."""
+"""The composition root: a run's parts built from its config, trained, reported.
+
+Every part comes from the package that owns it (data loaders from dml.data, the model from
+dml.models, the loss, policy and optimizer from their registries, the scoring from the run's
+task); this module only wires them together from the config and carries a run from start to
+results.json, whatever its ending.
+"""
 
 from __future__ import annotations
 
 import json
-import random
 import signal
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+from torch import nn
 from tqdm import tqdm
 
-from dml.config import SyntheticDatasetConfig
-from dml.data import (
-    RetrievalData,
-    Split,
-    load_classification_data,
-    load_retrieval_data,
-)
+from dml.data import RetrievalData, Split
 from dml.data.device import augments_on_device
 from dml.data.loaders import Loader, Loaders, LoaderSpec, build_loaders
 from dml.data.sampler import EpochBatchSampler
+from dml.data.synthetic_set import SyntheticDatasetConfig
 from dml.data.transforms import describe_eval
-from dml.errors import DivergedError, DmlError, InfeasibleError
-from dml.evaluation.classify import predict, top1_accuracy
-from dml.evaluation.embed import FEATURES, compute_embeddings
-from dml.evaluation.recall import retrieval_metrics
-from dml.evaluation.selection import (
-    TASK_METRIC,
-    check_protocol,
-    holdout_classes,
-    holdout_images,
-    select_epoch,
-    test_metrics,
-)
+from dml.errors import DmlError, InfeasibleError
+from dml.evaluation.evaluator import EvalSettings, Evaluator
+from dml.evaluation.selection import select_epoch, test_metrics
 from dml.logging import RESULTS_FILE, ScalarLogger, recall_table, write_results
 from dml.losses import build_loss
-from dml.models import EmbeddingNet, build_torchvision, make_backbone, units_to_keep
+from dml.models import EmbeddingNet, factory
 from dml.models.backbones import load_imagenet, load_state_file
 from dml.policies import build_policy
+from dml.tasks import get_task
 from dml.training import distributed
+from dml.training.device import pick_device, seed_everything, set_cudnn_benchmark
 from dml.training.loop import Trainer, TrainerParts
 from dml.training.optim import build_optimizer
 from dml.training.param_groups import build_param_groups, freeze_groups
 from dml.validation import check_config, check_data_counts
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def pick_device(name: str) -> torch.device:
-    """'auto' takes CUDA when present, else the CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():  # under torchrun: this rank's GPU
-            return torch.device("cuda", distributed.local_rank())
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise DmlError(f"trainer.device={name} but CUDA is not available: use auto or cpu")
-    return torch.device(name)
-
-
-def set_cudnn_benchmark(device: torch.device, benchmark: bool) -> None:
-    """trainer.cudnn_benchmark: cuDNN times its convolution algorithms per shape (CUDA only)."""
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = benchmark
-
-
-def count_params(module: torch.nn.Module) -> int:
-    """Number of parameter elements."""
-    return sum(p.numel() for p in module.parameters())
-
-
-def build_model(cfg: DictConfig, pretrained: bool = True) -> EmbeddingNet:
-    """torchvision backbone + pretrained weights + pruning + embedding head; prints exact counts."""
-    m = cfg.model
-    net = build_torchvision(m.arch, m.last_stride, cfg.dataset.image_size)
-    if pretrained:
-        load_pretrained(net, cfg)
-    backbone = make_backbone(net)
-    total, before = backbone.num_units, count_params(backbone)
-    keep = units_to_keep(total, list(cfg.pruning.units), cfg.pruning.remove_last)
-    backbone.prune(keep)
-    tqdm.write(
-        f"backbone {m.arch}: {total} units, {before} parameters; after pruning "
-        f"{total - keep} unit(s): {keep} units, {count_params(backbone)} parameters "
-        f"({backbone.out_channels}-d features)"
-    )
-    return EmbeddingNet(backbone, m.embedding_dim, m.pooling, head=m.head, freeze_bn=m.freeze_bn)
-
-
-def load_pretrained(net: torch.nn.Module, cfg: DictConfig) -> None:
-    """Apply model.pretrained: none | imagenet | synthetic | <path to a state_dict>."""
+# -- the model and its weights ---------------------------------------------------------
+def weights_loader(cfg: DictConfig, device: torch.device | None = None) -> Callable | None:
+    """model.pretrained as a function loading weights into a torchvision model: none |
+    imagenet | synthetic (pre-trained here on the synthetic source, cached) | a file path."""
     choice = cfg.model.pretrained
-    if choice == "none":
-        return
-    if choice == "imagenet":
-        load_imagenet(net, cfg.model.arch, cfg.model.weights)
-    elif choice == "synthetic":
-        from dml.training.pretrain import ensure_pretrained
+    loaders = {
+        "none": lambda: None,
+        "imagenet": lambda: lambda net: load_imagenet(net, cfg.model.arch, cfg.model.weights),
+        "synthetic": lambda: lambda net: load_state_file(net, str(_synthetic_weights(cfg, device))),
+    }
+    if choice in loaders:
+        return loaders[choice]()
+    return lambda net: load_state_file(net, choice)
 
-        source = cfg.dataset
-        if cfg.dataset.name != "synthetic":
-            # the offline stand-in for ImageNet weights, pre-trained at this run's image size
-            size = cfg.dataset.image_size
-            source = OmegaConf.structured(
-                SyntheticDatasetConfig(name="synthetic", root="", image_size=size, resize_size=size)
-            )
-            tqdm.write(
-                f"model.pretrained=synthetic on {cfg.dataset.name}: backbone pre-trained on the "
-                "synthetic source set, not ImageNet (the paper: model.pretrained=imagenet)"
-            )
-        path = ensure_pretrained(
-            Path(cfg.data_dir),
-            cfg.model.arch,
-            source,
-            cfg.pretrain,
-            cfg.logger.progress,
-            pick_device(cfg.trainer.device),
-            cfg.trainer.precision,
-            cfg.trainer.channels_last,
+
+def _synthetic_weights(cfg: DictConfig, device: torch.device | None) -> Path:
+    """The cached synthetic-source weights for this run's backbone (pre-trained once)."""
+    from dml.training.pretrain import ensure_pretrained
+
+    source = cfg.dataset
+    if cfg.dataset.name != "synthetic":
+        # the offline stand-in for ImageNet weights, pre-trained at this run's image size
+        size = cfg.dataset.image_size
+        source = OmegaConf.structured(
+            SyntheticDatasetConfig(name="synthetic", root="", image_size=size, resize_size=size)
         )
-        load_state_file(net, str(path))
-    else:
-        load_state_file(net, choice)
+        tqdm.write(
+            f"model.pretrained=synthetic on {cfg.dataset.name}: backbone pre-trained on the "
+            "synthetic source set, not ImageNet (the paper: model.pretrained=imagenet)"
+        )
+    return ensure_pretrained(
+        Path(cfg.data_dir),
+        cfg.model.arch,
+        source,
+        cfg.pretrain,
+        cfg.logger.progress,
+        device or pick_device(cfg.trainer.device),
+        cfg.trainer.precision,
+        cfg.trainer.channels_last,
+    )
+
+
+def model_for(
+    cfg: DictConfig, pretrained: bool = True, device: torch.device | None = None
+) -> EmbeddingNet:
+    """The run's model, with its pretrained weights unless `pretrained` is False."""
+    load = weights_loader(cfg, device) if pretrained else None
+    return factory.build_model(cfg.model, cfg.pruning, cfg.dataset.image_size, load)
+
+
+# -- data ----------------------------------------------------------------------------------
+def split_data(cfg: DictConfig) -> tuple[RetrievalData, Split | None]:
+    """The task's splits of the dataset, with the val split when eval.selection=val."""
+    return get_task(cfg.task).split(cfg.dataset, cfg.eval)
 
 
 def make_loaders(
@@ -154,45 +120,18 @@ def make_loaders(
         progress=cfg.logger.progress,
     )
     on_device = augments_on_device(cfg.dataset.augment_on, cfg.dataset.cache, device)
-    return build_loaders(spec, data, val, device, on_device, eval_classes(cfg, data))
+    classes = get_task(cfg.task).eval_classes(data)
+    return build_loaders(spec, data, val, device, on_device, classes)
 
 
-def eval_classes(cfg: DictConfig, data: RetrievalData) -> dict:
-    """Label mappings shared across evaluation splits ({split name: class -> index})."""
-    if cfg.task == "classification":  # test labels scored with the classifier's indices
-        return {"test": {c: i for i, c in enumerate(sorted(set(data.train.labels)))}}
-    if data.gallery is None:
-        return {}
-    # queries and gallery are compared by label: one mapping over both
-    union = sorted(set(data.test.labels) | set(data.gallery.labels))
-    shared = {c: i for i, c in enumerate(union)}
-    return {"test": shared, "gallery": shared}
+def prepare(cfg: DictConfig) -> None:
+    """Generate the run's data and pre-train its source model now, if not cached yet (before
+    several runs start that share them)."""
+    split_data(cfg)
+    model_for(cfg)
 
 
-def split_data(cfg: DictConfig) -> tuple[RetrievalData, Split | None]:
-    """The task's splits; with eval.selection=val, part of the training split held out as val:
-    classes (eval.val_classes) for retrieval, images of every class (eval.val_images) for
-    classification."""
-    if cfg.task == "classification":
-        data = load_classification_data(cfg.dataset)
-    else:
-        data = load_retrieval_data(cfg.dataset)
-    if cfg.eval.selection != "val":
-        return data, None
-    if cfg.task == "classification":
-        train, val = holdout_images(data.train, cfg.eval.val_images)
-    else:
-        train, val = holdout_classes(data.train, cfg.eval.val_classes)
-    return RetrievalData(train=train, test=data.test, gallery=data.gallery), val
-
-
-def check_eval(cfg: DictConfig) -> None:
-    """One-line errors for eval keys before anything is built."""
-    if cfg.eval.feature not in FEATURES:
-        raise DmlError(f"eval.feature='{cfg.eval.feature}': expected one of {list(FEATURES)}")
-    check_protocol(cfg.eval.selection)
-
-
+# -- the parts -------------------------------------------------------------------------
 @dataclass
 class RunParts:
     """What a run trains and evaluates, built from its config (train_run, diagnostics)."""
@@ -200,7 +139,7 @@ class RunParts:
     data: RetrievalData
     val: Split | None
     model: EmbeddingNet
-    loss: torch.nn.Module
+    loss: nn.Module
     optimizer: torch.optim.Optimizer
     infos: list
     loaders: Loaders
@@ -236,25 +175,15 @@ def build_parts(cfg: DictConfig, pretrained: bool = True) -> RunParts:
     """Checked config -> data, model, loss, optimizer and loaders, seeded by cfg.seed."""
     seed_everything(cfg.seed)
     check_config(cfg)
-    check_eval(cfg)
     device = pick_device(cfg.trainer.device)
     set_cudnn_benchmark(device, cfg.trainer.cudnn_benchmark)
     with distributed.main_first():  # rank 0 generates the synthetic sets, the others wait
         data, val = split_data(cfg)
     gallery = len(data.gallery) if data.gallery else None
     check_data_counts(cfg, data.train.num_classes, len(data.train), len(data.test), gallery)
-    held = ""
-    if val is not None:
-        what = "held-out classes" if cfg.task == "retrieval" else "training classes"
-        held = f", {len(val)} val images ({val.num_classes} {what})"
-    tqdm.write(
-        f"{cfg.task} data {cfg.dataset.name}: {len(data.train)} train images "
-        f"({data.train.num_classes} classes){held}, {len(data.test)} test "
-        f"{'queries' if gallery else 'images'} ({data.test.num_classes} classes)"
-        f"{f' against {gallery} gallery images' if gallery else ''}; {describe_eval(cfg.dataset)}"
-    )
+    _describe(cfg, data, val)
     with distributed.main_first():  # rank 0 pre-trains the synthetic source model once
-        model = build_model(cfg, pretrained=pretrained).to(device)
+        model = model_for(cfg, pretrained, device).to(device)
     if cfg.trainer.sync_bn:
         model = distributed.sync_batchnorm(model, device)
     loaders = make_loaders(cfg, data, val, device)
@@ -270,6 +199,19 @@ def build_parts(cfg: DictConfig, pretrained: bool = True) -> RunParts:
         loaders.close()
         raise
     return RunParts(data, val, model, loss, optimizer, infos, loaders, device)
+
+
+def _describe(cfg: DictConfig, data: RetrievalData, val: Split | None) -> None:
+    gallery = len(data.gallery) if data.gallery else None
+    held = ""
+    if val is not None:
+        held = f", {len(val)} val images ({val.num_classes} {get_task(cfg.task).val_classes})"
+    tqdm.write(
+        f"{cfg.task} data {cfg.dataset.name}: {len(data.train)} train images "
+        f"({data.train.num_classes} classes){held}, {len(data.test)} test "
+        f"{'queries' if gallery else 'images'} ({data.test.num_classes} classes)"
+        f"{f' against {gallery} gallery images' if gallery else ''}; {describe_eval(cfg.dataset)}"
+    )
 
 
 def make_trainer(
@@ -293,7 +235,7 @@ def make_trainer(
         "precision": cfg.trainer.precision,
         "channels_last": cfg.trainer.channels_last,
         "selection": cfg.eval.selection,
-        "metric": TASK_METRIC[cfg.task],
+        "metric": get_task(cfg.task).metric,
         "reset_momentum": cfg.optimizer.reset_momentum,
     } | options
     p = parts
@@ -306,6 +248,14 @@ def make_trainer(
         run_dir=run_dir,
         **settings,
     )
+
+
+def make_evaluator(cfg: DictConfig, parts: RunParts) -> Evaluator:
+    """The run's Evaluator: its task's scores of the evaluation loaders."""
+    e = cfg.eval
+    settings = EvalSettings(ks=list(e.ks), map_at_r=e.map_at_r, flip=e.flip, feature=e.feature)
+    task = get_task(cfg.task)
+    return Evaluator(task, parts.model, parts.loss, parts.eval_loaders, parts.device, settings)
 
 
 @contextmanager
@@ -322,6 +272,7 @@ def bare_trainer(cfg: DictConfig, run_dir: Path) -> Iterator[Trainer]:
             logger.close()
 
 
+# -- a run -----------------------------------------------------------------------------
 def train_run(cfg: DictConfig, run_dir: Path, results: dict, state: dict | None = None) -> dict:
     """The whole run; fills `results` as it goes (so a failure still reports what was done).
 
@@ -330,72 +281,35 @@ def train_run(cfg: DictConfig, run_dir: Path, results: dict, state: dict | None 
     """
     # a resumed run's weights come from its checkpoint, not from the pretrained file
     with build_parts(cfg, pretrained=state is None) as parts:
-        return _train(cfg, run_dir, results, state, parts)
+        logger = ScalarLogger(run_dir, cfg.logger.tensorboard and distributed.is_main())
+        try:
+            return _train(cfg, run_dir, results, state, parts, logger)
+        finally:
+            logger.close()
 
 
 def _train(
-    cfg: DictConfig, run_dir: Path, results: dict, state: dict | None, parts: RunParts
+    cfg: DictConfig,
+    run_dir: Path,
+    results: dict,
+    state: dict | None,
+    parts: RunParts,
+    logger: ScalarLogger,
 ) -> dict:
-    model, loss, device = parts.model, parts.loss, parts.device
-    eval_loaders = parts.eval_loaders
-    policy = build_policy(cfg)
-
-    def metrics_on(name: str, feature: str) -> dict[str, float]:
-        loader = eval_loaders[name]
-        if cfg.task == "classification":
-            out = gathered(predict(model, loss.classifier, loader, device, cfg.eval.flip))
-            return distributed.from_main(top1_accuracy(*out) if distributed.is_main() else None)
-        emb, labels = embed(name, feature)
-        # the test queries of In-Shop are searched against its gallery, not each other
-        gallery = {}
-        if name == "test" and "gallery" in eval_loaders:
-            gallery = dict(zip(("gallery", "gallery_labels"), embed("gallery", feature)))
-        if not distributed.is_main():
-            return distributed.from_main(None)  # evaluated once, on rank 0
-        return distributed.from_main(
-            retrieval_metrics(emb, labels, list(cfg.eval.ks), cfg.eval.map_at_r, **gallery)
-        )
-
-    def embed(name: str, feature: str) -> tuple:
-        loader = eval_loaders[name]
-        # on a GPU the embeddings stay there and are searched there (dml.evaluation.recall)
-        keep = device.type == "cuda" and not distributed.active()
-        emb, labels = gathered(
-            compute_embeddings(model, loader, device, cfg.eval.flip, feature, on_device=keep)
-        )
-        if not bool(torch.isfinite(torch.as_tensor(emb)).all()):  # weights diverged late
-            raise DivergedError(
-                f"the {name} embeddings became NaN or inf; lower the learning rate "
-                "(checkpoints already saved are intact)"
-            )
-        return emb, labels
-
-    def evaluate(epoch: int) -> dict:
-        out = metrics_on("test", cfg.eval.feature)
-        if "val" in eval_loaders:
-            out["val"] = metrics_on("val", cfg.eval.feature)
-        return out
-
-    logger = ScalarLogger(run_dir, cfg.logger.tensorboard and distributed.is_main())
-    metric = TASK_METRIC[cfg.task]
+    evaluate = make_evaluator(cfg, parts)
+    metrics = results["metrics"]
     if state is None:
         # retrieval: what a user of the pretrained weights starts from, its pooled features,
         # not a random projection of them through the untrained head; classification: the
         # untrained classifier (chance level), as there is nothing else to score
-        results["metrics"]["initial"] = metrics_on("test", "pooled")
-        logger.scalars("eval_initial", results["metrics"]["initial"], 0)
+        metrics["initial"] = evaluate.metrics("test", "pooled")
+        logger.scalars("eval_initial", metrics["initial"], 0)
     else:
-        results["metrics"]["initial"] = state["initial"]
-    tqdm.write("before fine-tuning: " + _short(results["metrics"]["initial"]))
-    trainer = make_trainer(
-        cfg,
-        parts,
-        policy,
-        run_dir,
-        logger,
-        evaluate,
-        extra_state={"config": results["config"], "initial": results["metrics"]["initial"]},
-    )
+        metrics["initial"] = state["initial"]
+    tqdm.write("before fine-tuning: " + _short(metrics["initial"]))
+    policy = build_policy(cfg)
+    extra = {"config": results["config"], "initial": metrics["initial"]}
+    trainer = make_trainer(cfg, parts, policy, run_dir, logger, evaluate, extra_state=extra)
     start = 0
     if state is not None:
         start = trainer.load_state_dict(state)
@@ -406,31 +320,18 @@ def _train(
         results["history"] = trainer.history
         results["timing"] = trainer.timing
         results.update(policy.report())
-        logger.close()
-    metric_rows = [test_metrics(h) for h in history]
-    results["metrics"]["final"] = metric_rows[-1] if metric_rows else results["metrics"]["initial"]
-    results["metrics"]["best"] = max(
-        metric_rows or [results["metrics"]["initial"]], key=lambda m: m[metric]
-    )
-    if history:
-        results["selection"] = select_epoch(history, cfg.eval.selection, metric)
+    _summarise(results, history, cfg.eval.selection, get_task(cfg.task).metric)
     return results
 
 
-def gathered(arrays: tuple) -> tuple:
-    """Under torchrun, each array concatenated over the ranks' shards in rank order, which
-    is dataset order (shards are contiguous); the arrays themselves in one process."""
-    if not distributed.active():
-        return arrays
-    parts = distributed.gather_all(tuple(_numpy(a) for a in arrays))
-    joined = [np.concatenate([part[i] for part in parts]) for i in range(len(arrays))]
-    return tuple(
-        torch.from_numpy(j) if isinstance(a, torch.Tensor) else j for a, j in zip(arrays, joined)
-    )
-
-
-def _numpy(a) -> np.ndarray:
-    return a.cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+def _summarise(results: dict, history: list[dict], selection: str, metric: str) -> None:
+    """The final, best and reported (selected) epoch's metrics into results."""
+    m = results["metrics"]
+    rows = [test_metrics(h) for h in history]
+    m["final"] = rows[-1] if rows else m["initial"]
+    m["best"] = max(rows or [m["initial"]], key=lambda row: row[metric])
+    if history:
+        results["selection"] = select_epoch(history, selection, metric)
 
 
 def _short(metrics: dict[str, float]) -> str:
@@ -543,7 +444,8 @@ def stop_on_signals():
 
 
 def objective(run_dir: Path) -> float:
-    """What a sweeper maximises: R@1 of the reported epoch on the set that chose it.
+    """What a sweeper maximises: the task's metric of the reported epoch on the set that
+    chose it.
 
     Under eval.selection=val that is val R@1 (a search never sees the test classes);
     under test, test R@1. NaN when the run did not complete or a previous run was kept.
@@ -557,25 +459,28 @@ def objective(run_dir: Path) -> float:
     if results.get("status") != "completed" or not sel:
         return float("nan")
     chosen = sel["val" if sel["protocol"] == "val" else "test"]
-    return float(chosen["top1"] if "top1" in chosen else chosen["R@1"])
+    return float(chosen[_task_of(results).metric])
+
+
+def _task_of(results: dict):
+    return get_task(results["config"].get("task", "retrieval"))
 
 
 def _print_summary(results: dict, run_dir: Path) -> None:
-    m = results["metrics"]
+    m, task = results["metrics"], _task_of(results)
     rows = {"before fine-tuning": m["initial"], "after fine-tuning": m["final"]}
     sel = results.get("selection")
     if sel is not None:
-        metric = "top1" if "top1" in sel["test"] else "R@1"
-        how = f"best test {metric} (paper)"
+        how = f"best test {task.metric} (paper)"
         if sel["protocol"] == "val":
-            how = f"chosen by val {metric}"
+            how = f"chosen by val {task.metric}"
         rows[f"epoch {sel['epoch']}, {how}"] = sel["test"]
-    if "top1" in m["final"]:
-        print("\nTop-1 accuracy (%) on the test images (the training classes)")
-    else:
-        print("\nRecall@K (%) on the test classes")
+    print(f"\n{task.title}")
     print(recall_table(rows))
     print(
         f"\nrun dir: {run_dir}  (results.json, tb/, checkpoints/)  "
         f"wall time {results['wall_time_s']:.0f} s"
     )
+
+
+build_model = model_for  # the name scripts use until they move to model_for

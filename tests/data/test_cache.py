@@ -10,7 +10,7 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from dml.config import DatasetConfig
+from dml.data.base import DatasetConfig
 from dml.data.cache import cache_in_ram, split_transform
 from dml.data.records import ImageListDataset, Split
 from dml.data.sampler import augment_seed

@@ -15,7 +15,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision import transforms as T
 
-from dml.config import DatasetConfig
+from dml.data.base import DatasetConfig
 from dml.data.cache import cache_in_ram
 from dml.data.device import (
     AugmentParams,

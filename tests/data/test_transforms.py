@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 from torchvision.transforms import InterpolationMode
 
-from dml.config import DatasetConfig
+from dml.data.base import DatasetConfig
 from dml.data.transforms import (
     MEAN,
     STD,

@@ -12,7 +12,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from dml.config import AutoLRConfig
+from dml.autolr.config import AutoLRConfig
 from dml.policies.autolr import AutoLRPolicy
 from dml.policies.base import PolicyContext
 from dml.training.param_groups import GroupInfo

@@ -8,7 +8,8 @@ import multiprocessing
 import torch
 from omegaconf import OmegaConf
 
-from dml.config import PretrainConfig, SyntheticDatasetConfig
+from dml.config import PretrainConfig
+from dml.data.synthetic_set import SyntheticDatasetConfig
 from dml.models.backbones import build_torchvision, classifier_prefix
 from dml.training.pretrain import ensure_pretrained, pretrain
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from dml.data.base import register_dataset
 from dml.data.checks import (
     check_images_exist,
     read_text_lines,
@@ -98,3 +99,10 @@ def _read_lines(path: Path) -> list[tuple[int, str]]:
     """Non-blank lines of a text file with their 1-based line numbers."""
     lines = read_text_lines(path)
     return [(lineno, line) for lineno, line in enumerate(lines, start=1) if line.strip()]
+
+
+register_dataset(
+    "aircraft",
+    "FGVC-Aircraft",
+    {"classification": lambda cfg: load_aircraft(Path(cfg.root))},
+)

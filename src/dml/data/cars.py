@@ -9,6 +9,7 @@ import numpy as np
 import scipy.io
 from scipy.io.matlab import MatReadError
 
+from dml.data.base import register_dataset
 from dml.data.checks import check_images_exist, require_dir, require_file, warn_if_counts_differ
 from dml.data.cub import split_by_image
 from dml.data.records import RetrievalData, Split, split_by_class
@@ -140,3 +141,13 @@ def _is_whole(value: object) -> bool:
     if isinstance(value, Integral):
         return True
     return isinstance(value, Real) and float(value).is_integer()
+
+
+register_dataset(
+    "cars196",
+    "Cars-196",
+    {
+        "retrieval": lambda cfg: load_cars196(Path(cfg.root)),
+        "classification": lambda cfg: load_cars196_classification(Path(cfg.root)),
+    },
+)

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from dml.data.base import register_dataset
 from dml.data.checks import (
     check_images_exist,
     read_text_lines,
@@ -125,3 +126,13 @@ def _read_id_table(path: Path, parse: Callable[[str], tuple[int, _V]]) -> dict[i
             raise DmlError(f"{path}:{lineno}: duplicate image id {key}")
         table[key] = value
     return table
+
+
+register_dataset(
+    "cub200",
+    "CUB-200-2011",
+    {
+        "retrieval": lambda cfg: load_cub200(Path(cfg.root)),
+        "classification": lambda cfg: load_cub200_classification(Path(cfg.root)),
+    },
+)

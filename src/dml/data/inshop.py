@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from dml.data.base import register_dataset
 from dml.data.checks import (
     check_images_exist,
     read_text_lines,
@@ -102,3 +103,10 @@ def read_inshop_partition(path: Path, image_root: Path) -> dict[str, Split]:
             "(truncated or edited file)"
         )
     return {s: Split(paths=p, labels=y) for s, (p, y) in records.items()}
+
+
+register_dataset(
+    "inshop",
+    "In-Shop Clothes Retrieval",
+    {"retrieval": lambda cfg: load_inshop(Path(cfg.root))},
+)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dml.data.base import register_dataset
 from dml.data.checks import (
     check_images_exist,
     read_text_lines,
@@ -86,3 +87,10 @@ def _parse_line(line: str) -> tuple[int, int, str]:
     image_id, class_id, super_class_id, rel = line.strip().split(maxsplit=3)
     int(super_class_id)  # not used, but a non-integer means a malformed line
     return int(image_id), int(class_id), rel
+
+
+register_dataset(
+    "sop",
+    "Stanford Online Products",
+    {"retrieval": lambda cfg: load_sop(Path(cfg.root))},
+)

@@ -298,7 +298,7 @@ def compute_grid(run_dir: Path, n_images: int = 4, base: Path | None = None) -> 
     """Grad-CAM maps of n test images at every unit, for every checkpoint of the run."""
     from dml.data import ImageListDataset, load_retrieval_data
     from dml.data.transforms import MEAN, STD, eval_transform
-    from dml.run import build_model
+    from dml.models import build_model
 
     if n_images < 1:
         raise CamError(f"--images={n_images}: must be at least 1")
@@ -320,7 +320,7 @@ def compute_grid(run_dir: Path, n_images: int = 4, base: Path | None = None) -> 
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     with contextlib.redirect_stdout(io.StringIO()):  # build_model's summary line
-        model = build_model(cfg, pretrained=False)
+        model = build_model(cfg.model, cfg.pruning, cfg.dataset.image_size)
     model.to(device)
     maps, scores = [], []
     for checkpoint in checkpoints:

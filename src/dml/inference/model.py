@@ -83,8 +83,9 @@ def load_run(
     from dml.config import with_schema_defaults
     from dml.data.transforms import eval_transform
     from dml.evaluation.embed import FEATURES
-    from dml.run import build_model, pick_device
+    from dml.models import build_model
     from dml.training.checkpoint import load_checkpoint
+    from dml.training.device import pick_device
 
     run_dir = Path(run_dir).resolve()
     path = checkpoint_path(run_dir, checkpoint)
@@ -102,7 +103,7 @@ def load_run(
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # build_model's summary line
             # the checkpoint replaces every weight: no pretrained file is read or made
-            model = build_model(cfg, pretrained=False)
+            model = build_model(cfg.model, cfg.pruning, cfg.dataset.image_size)
         model.load_state_dict(state["model"])
     except DmlError:
         raise

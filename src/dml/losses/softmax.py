@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
+
+from dml.losses.base import LOSSES, LossConfig
+from dml.predicates import POSITIVE, optional, positive
+
+
+@dataclass
+class SoftmaxLossConfig(LossConfig):
+    temperature: float = 1.0
+    classifier_std: float | None = None  # N(0, std) init of the classifier; None: default
 
 
 class SoftmaxLoss(nn.Module):
@@ -27,3 +38,17 @@ class SoftmaxLoss(nn.Module):
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return self.ce(self.classifier(embeddings) / self.temperature, labels)
+
+
+@LOSSES.register(
+    "softmax",
+    SoftmaxLossConfig,
+    checks={
+        "temperature": POSITIVE,
+        "classifier_std": (optional(positive), "null or a number > 0"),
+    },
+    classifier=True,
+)
+def build_softmax(cfg, num_classes: int, embedding_dim: int) -> SoftmaxLoss:
+    """The softmax loss over num_classes (.get: configs saved before classifier_std lack it)."""
+    return SoftmaxLoss(num_classes, embedding_dim, cfg.temperature, cfg.get("classifier_std"))

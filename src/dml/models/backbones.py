@@ -9,25 +9,7 @@ from torch import nn
 from torchvision import models as tvm
 
 from dml.errors import DmlError
-from dml.models.units import UnitMap, map_resnet, map_vit
-
-
-def vit_tiny(image_size: int) -> tvm.VisionTransformer:
-    """A ViT sized for the CPU: patch 8, 6 blocks of width 192 with 3 heads (MLP 768)."""
-    return tvm.VisionTransformer(
-        image_size=image_size, patch_size=8, num_layers=6, num_heads=3, hidden_dim=192, mlp_dim=768
-    )
-
-
-# arch -> (constructor of image size, torchvision weights enum whose member names are
-# model.weights' choices, or None where torchvision has no weights)
-ARCHS = {
-    "resnet18": (lambda size: tvm.resnet18(weights=None), tvm.ResNet18_Weights),
-    "resnet50": (lambda size: tvm.resnet50(weights=None), tvm.ResNet50_Weights),
-    "vit_tiny": (vit_tiny, None),
-    "vit_b_16": (lambda size: tvm.vit_b_16(weights=None, image_size=size), tvm.ViT_B_16_Weights),
-}
-PATCH = {"vit_tiny": 8, "vit_b_16": 16}
+from dml.models.units import UnitMap, family_of, family_of_arch
 
 
 class Backbone(nn.Module):
@@ -69,38 +51,24 @@ class Backbone(nn.Module):
 
 
 def build_torchvision(arch: str, last_stride: int, image_size: int = 224) -> nn.Module:
-    """A randomly initialised torchvision model; last_stride sets a ResNet's layer4 first-block
-    stride; image_size fixes a ViT's input size (its position embedding)."""
-    if arch not in ARCHS:
-        raise DmlError(f"unknown model.arch '{arch}': expected one of {sorted(ARCHS)}")
+    """A randomly initialised torchvision model of its family's constructor for arch;
+    last_stride sets a ResNet's layer4 first-block stride; image_size fixes a ViT's input
+    size (its position embedding)."""
     if last_stride not in (1, 2):
         raise DmlError(f"model.last_stride={last_stride}: expected 1 or 2")
-    if arch in PATCH and image_size % PATCH[arch]:
-        raise DmlError(
-            f"dataset.image_size={image_size} for {arch}: expected a multiple of its "
-            f"patch size {PATCH[arch]}"
-        )
-    model = ARCHS[arch][0](image_size)
-    if last_stride == 1 and isinstance(model, tvm.ResNet):
-        first = model.layer4[0]
-        # torchvision puts the stride in conv2 of a bottleneck, conv1 of a basic block
-        strided = first.conv2 if isinstance(first, tvm.resnet.Bottleneck) else first.conv1
-        strided.stride = (1, 1)
-        if first.downsample is not None:
-            first.downsample[0].stride = (1, 1)
-    return model
+    return family_of_arch(arch).archs[arch](image_size, last_stride)
 
 
 def imagenet_weights(arch: str, weights: str = "IMAGENET1K_V1") -> tvm.WeightsEnum:
     """torchvision's ImageNet weights entry named `weights` (e.g. IMAGENET1K_V2) for arch."""
-    if arch not in ARCHS:
-        raise DmlError(f"unknown model.arch '{arch}': expected one of {sorted(ARCHS)}")
-    enum = ARCHS[arch][1]
-    if enum is None:
+    family_of_arch(arch)  # an unknown arch is a one-line error
+    try:
+        enum = tvm.get_model_weights(arch)
+    except ValueError:  # an architecture of ours (vit_tiny): torchvision has no weights
         raise DmlError(
             f"model.pretrained=imagenet: torchvision has no ImageNet weights for {arch}; "
             "expected model.pretrained=synthetic, none or a state_dict path"
-        )
+        ) from None
     # iterating the enum skips aliases such as DEFAULT, whose file would change across releases
     names = [member.name for member in enum]
     if weights not in names:
@@ -161,22 +129,14 @@ def load_state_file(model: nn.Module, path: str) -> None:
 
 def classifier_prefix(model: nn.Module) -> str:
     """The state_dict prefix of a torchvision model's ImageNet classifier."""
-    return "heads." if isinstance(model, tvm.VisionTransformer) else "fc."
+    return family_of(model).classifier + "."
 
 
 def set_classifier(model: nn.Module, num_classes: int) -> None:
     """Replace the model's classifier by a fresh linear layer to num_classes (pre-training)."""
-    if isinstance(model, tvm.VisionTransformer):
-        model.heads = nn.Sequential()
-        model.heads.add_module("head", nn.Linear(model.hidden_dim, num_classes))
-    else:
-        model.fc = nn.Linear(model.fc.in_features, num_classes)
+    family_of(model).set_classifier(model, num_classes)
 
 
 def make_backbone(model: nn.Module) -> Backbone:
     """Wrap a torchvision model into a unit-structured Backbone via its family's mapping."""
-    if isinstance(model, tvm.ResNet):
-        return Backbone(map_resnet(model))
-    if isinstance(model, tvm.VisionTransformer):
-        return Backbone(map_vit(model))
-    raise DmlError(f"no unit mapping for {type(model).__name__}")
+    return Backbone(family_of(model).map_units(model))

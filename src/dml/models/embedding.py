@@ -8,9 +8,6 @@ from torch import nn
 from dml.errors import DmlError
 from dml.models.backbones import Backbone
 
-POOLINGS = ("avg", "max", "avgmax", "cls")
-HEADS = ("linear", "paper")
-
 
 def _kaiming_linear(in_features: int, out_features: int) -> nn.Linear:
     linear = nn.Linear(in_features, out_features)
@@ -27,6 +24,17 @@ def paper_head(in_features: int, embedding_dim: int) -> nn.Sequential:
     return nn.Sequential(
         _kaiming_linear(in_features, embedding_dim), bn, nn.LeakyReLU(0.1), nn.Dropout(0.5)
     )
+
+
+# model.pooling -> pooling over the spatial (or token) dims; "cls" reads a ViT's class token
+POOLINGS = {
+    "avg": lambda x, dims: x.mean(dim=dims),
+    "max": lambda x, dims: x.amax(dim=dims),
+    "avgmax": lambda x, dims: x.mean(dim=dims) + x.amax(dim=dims),
+    "cls": None,
+}
+# model.head -> the embedding layer over the pooled features
+HEADS = {"linear": _kaiming_linear, "paper": paper_head}
 
 
 class EmbeddingNet(nn.Module):
@@ -55,10 +63,7 @@ class EmbeddingNet(nn.Module):
         self.backbone = backbone
         self.pooling = pooling
         self.freeze_bn = freeze_bn
-        if head == "linear":
-            self.head = _kaiming_linear(backbone.out_channels, embedding_dim)
-        else:
-            self.head = paper_head(backbone.out_channels, embedding_dim)
+        self.head = HEADS[head](backbone.out_channels, embedding_dim)
         if freeze_bn:
             for bn in self._backbone_bns():
                 for param in bn.parameters():
@@ -85,11 +90,7 @@ class EmbeddingNet(nn.Module):
             if self.pooling == "cls":
                 return x[:, 0]
             x, dims = x[:, 1:], (1,)
-        if self.pooling == "avg":
-            return x.mean(dim=dims)
-        if self.pooling == "max":
-            return x.amax(dim=dims)
-        return x.mean(dim=dims) + x.amax(dim=dims)
+        return POOLINGS[self.pooling](x, dims)
 
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
         """The backbone's pooled features, before the embedding head."""

@@ -7,9 +7,32 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from omegaconf import MISSING
 
 from dml.models.backbones import Backbone
-from dml.training.param_groups import GroupInfo
+from dml.predicates import POSITIVE
+from dml.registry import Registry
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    """What an optimizer param group holds: kind is 'stem', 'unit', 'head' or 'loss'."""
+
+    name: str
+    kind: str
+    unit: int | None = None
+
+
+@dataclass
+class LRPolicyConfig:
+    """The lr_policy group's keys every policy has (its YAML adds its own)."""
+
+    name: str = MISSING
+    l_max: float = 3e-3  # the YAML options follow optimizer.lr
+
+
+#: policy name -> schema, builder(lr_policy group, **the groups it needs) and checks
+POLICIES = Registry("lr_policy", "LR policy", checks={"l_max": POSITIVE})
 
 
 @dataclass

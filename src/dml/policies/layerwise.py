@@ -21,12 +21,13 @@ dml.policies.schedules.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from dml.errors import DmlError
-from dml.policies.base import PolicyContext
+from dml.policies.base import POLICIES, LRPolicyConfig, PolicyContext
 from dml.policies.schedules import (
     BACKBONE_KINDS,
     Schedule,
@@ -34,8 +35,7 @@ from dml.policies.schedules import (
     cosine_restarts,
     step_decay,
 )
-
-SHAPES = ("constant", "step", "cosine")
+from dml.predicates import NON_NEGATIVE, POSITIVE, choice, integer_at_least, unit_interval
 
 
 # -- the rules, over plain numbers --------------------------------------------------------
@@ -177,34 +177,68 @@ def _norms(params: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack([g, w])
 
 
+# lr_policy.shape -> the single-LR shape over l_max (its keys read from the group)
+SHAPES: dict[str, Callable[[Any], Schedule]] = {
+    "constant": lambda cfg: lambda t, total: float(cfg.l_max),
+    "step": lambda cfg: (
+        lambda t, total: step_decay(t, float(cfg.l_max), int(cfg.drop_epoch), float(cfg.gamma))
+    ),
+    "cosine": lambda cfg: (
+        lambda t, total: cosine_restarts(t, total, float(cfg.l_max), float(cfg.l_min), 0)
+    ),
+}
+
+
 def shape_fn(cfg) -> Schedule:
     """The single-LR shape lr_policy.shape names, over lr_policy.l_max."""
-    l_max, shape = float(cfg.l_max), cfg.shape
-    if shape == "constant":
-        return lambda t, total: l_max
-    if shape == "step":
-        drop, gamma = int(cfg.drop_epoch), float(cfg.gamma)
-        return lambda t, total: step_decay(t, l_max, drop, gamma)
-    if shape == "cosine":
-        l_min = float(cfg.l_min)
-        return lambda t, total: cosine_restarts(t, total, l_max, l_min, 0)
-    raise DmlError(f"lr_policy.shape={shape}: expected one of {list(SHAPES)}")
+    return SHAPES[cfg.shape](cfg)
 
 
-def build_layerwise(cfg) -> LayerwisePolicy:
-    """The per-layer policy named by the lr_policy config, its values checked first."""
-    name, l_max = cfg.name, float(cfg.l_max)
-    if l_max <= 0:
-        raise DmlError(f"lr_policy.l_max={cfg.l_max} is out of range: expected l_max > 0")
-    fn = shape_fn(cfg)
-    if name == "llrd":
-        if not 0 < float(cfg.decay) <= 1:
-            raise DmlError(f"lr_policy.decay={cfg.decay} is out of range: expected 0 < decay <= 1")
-        return LayerDecayPolicy(l_max, fn, float(cfg.decay))
-    if name == "gradual_unfreeze":
-        if int(cfg.every) < 1:
-            raise DmlError(f"lr_policy.every={cfg.every} is out of range: expected every >= 1")
-        return GradualUnfreezePolicy(l_max, fn, int(cfg.every))
-    if name == "autorgn":
-        return AutoRGNPolicy(l_max, fn)
-    raise DmlError(f"lr_policy.name={name} is not a per-layer policy")
+@dataclass
+class LayerwisePolicyConfig(LRPolicyConfig):
+    shape: str = "constant"  # the single-LR shape under the factors: constant | step | cosine
+    drop_epoch: int = 30  # shape=step: x gamma from this epoch on
+    gamma: float = 0.1
+    l_min: float = 0.0  # shape=cosine: the LR it decays to
+
+
+@dataclass
+class LLRDPolicyConfig(LayerwisePolicyConfig):
+    decay: float = 0.75  # unit k of K at decay^(K-k), stem decay^K
+
+
+@dataclass
+class GradualUnfreezePolicyConfig(LayerwisePolicyConfig):
+    every: int = 1  # epochs between unfreezing one more unit (top unit first)
+
+
+SHAPE_CHECKS = {
+    "shape": choice(SHAPES),
+    "drop_epoch": integer_at_least(0),
+    "gamma": POSITIVE,
+    "l_min": NON_NEGATIVE,
+}
+
+
+@POLICIES.register(
+    "llrd", LLRDPolicyConfig, checks={**SHAPE_CHECKS, "decay": (unit_interval, "0 < decay <= 1")}
+)
+def build_llrd(cfg) -> LayerDecayPolicy:
+    """Layer-wise LR decay under the configured shape."""
+    return LayerDecayPolicy(float(cfg.l_max), shape_fn(cfg), float(cfg.decay))
+
+
+@POLICIES.register(
+    "gradual_unfreeze",
+    GradualUnfreezePolicyConfig,
+    checks={**SHAPE_CHECKS, "every": integer_at_least(1)},
+)
+def build_gradual_unfreeze(cfg) -> GradualUnfreezePolicy:
+    """Gradual unfreezing, one more unit every `every` epochs."""
+    return GradualUnfreezePolicy(float(cfg.l_max), shape_fn(cfg), int(cfg.every))
+
+
+@POLICIES.register("autorgn", LayerwisePolicyConfig, checks=SHAPE_CHECKS)
+def build_autorgn(cfg) -> AutoRGNPolicy:
+    """Auto-RGN under the configured shape."""
+    return AutoRGNPolicy(float(cfg.l_max), shape_fn(cfg))

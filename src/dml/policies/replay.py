@@ -9,11 +9,17 @@ replayed at its end-of-epoch value, held for the whole epoch.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from dml.errors import DmlError
 from dml.logging.runs import read_run_results
-from dml.policies.base import LRPolicy, PolicyContext
+from dml.policies.base import POLICIES, LRPolicy, LRPolicyConfig, PolicyContext
+
+
+@dataclass
+class ReplayPolicyConfig(LRPolicyConfig):
+    run: str | None = None  # the finished run whose history[i]["lr"] is replayed
 
 
 def recorded_lrs(run_dir: str | Path) -> list[dict[str, float]]:
@@ -66,3 +72,9 @@ class ReplayPolicy(LRPolicy):
     def report(self) -> dict:
         """Which run was replayed."""
         return {"replay": {"run": self.run_dir}}
+
+
+@POLICIES.register("replay", ReplayPolicyConfig)
+def build_replay(cfg) -> ReplayPolicy:
+    """The recorded LRs of lr_policy.run."""
+    return ReplayPolicy(cfg.run)

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from dml.errors import DmlError
-from dml.policies.base import LRPolicy, PolicyContext
+from dml.policies.base import POLICIES, LRPolicy, LRPolicyConfig, PolicyContext
+from dml.predicates import NON_NEGATIVE, POSITIVE, integer_at_least
 
 BACKBONE_KINDS = ("stem", "unit")
 
@@ -93,39 +95,79 @@ class SchedulePolicy(LRPolicy):
         self.set_lrs(self.lrs_at(epoch + step / max(1, self.ctx.steps_per_epoch)))
 
 
-def _check(ok: bool, key: str, value: object, allowed: str) -> None:
-    """Raise a one-line DmlError naming lr_policy.<key>, its value and the allowed range."""
-    if not ok:
-        raise DmlError(f"lr_policy.{key}={value} is out of range: expected {allowed}")
+def _l_min_checked(cfg) -> float:
+    """lr_policy.l_min, which must lie in [0, l_max] (a relation no single-key check sees)."""
+    l_min, l_max = float(cfg.l_min), float(cfg.l_max)
+    if not 0 <= l_min <= l_max:
+        raise DmlError(
+            f"lr_policy.l_min={cfg.l_min} is out of range: expected 0 <= l_min <= l_max ({l_max})"
+        )
+    return l_min
 
 
-def build_schedule(cfg) -> SchedulePolicy:
-    """The schedule policy named by the lr_policy config, its values checked first."""
-    name = cfg.name
-    l_max = float(cfg.l_max)
-    _check(l_max > 0, "l_max", cfg.l_max, "l_max > 0")
-    if name == "constant":
-        return SchedulePolicy("constant", l_max)
-    if name == "step":
-        drop_epoch, gamma, every = int(cfg.drop_epoch), float(cfg.gamma), int(cfg.every)
-        _check(gamma > 0, "gamma", cfg.gamma, "gamma > 0")
-        _check(every >= 0, "every", cfg.every, "every >= 0 (0: single drop at drop_epoch)")
-        return SchedulePolicy(
-            "step", l_max, lambda t, total: step_decay(t, l_max, drop_epoch, gamma, every)
-        )
-    if name in ("cyclic", "sgdr"):
-        l_min = float(cfg.l_min)
-        _check(l_min >= 0, "l_min", cfg.l_min, f"0 <= l_min <= l_max ({cfg.l_max})")
-        _check(l_min <= l_max, "l_min", cfg.l_min, f"0 <= l_min <= l_max ({cfg.l_max})")
-        if name == "cyclic":
-            cycles = int(cfg.cycles)
-            _check(cycles >= 1, "cycles", cfg.cycles, "cycles >= 1")
-            return SchedulePolicy(
-                "cyclic", l_max, lambda t, total: triangular(t, total, l_max, l_min, cycles)
-            )
-        resets = int(cfg.resets)
-        _check(resets >= 0, "resets", cfg.resets, "resets >= 0")
-        return SchedulePolicy(
-            "sgdr", l_max, lambda t, total: cosine_restarts(t, total, l_max, l_min, resets)
-        )
-    raise DmlError(f"lr_policy.name={name} is not a schedule: expected constant/step/cyclic/sgdr")
+@dataclass
+class StepPolicyConfig(LRPolicyConfig):
+    drop_epoch: int = 30
+    gamma: float = 0.1
+    every: int = 0  # > 0: multiply by gamma every `every` epochs (drop_epoch unused)
+
+
+@dataclass
+class CyclicPolicyConfig(LRPolicyConfig):
+    l_min: float = 1e-4
+    cycles: int = 3
+
+
+@dataclass
+class SGDRPolicyConfig(LRPolicyConfig):
+    l_min: float = 1e-4
+    resets: int = 2
+
+
+@POLICIES.register("constant", LRPolicyConfig)
+def build_constant(cfg) -> SchedulePolicy:
+    """One LR for every backbone group, all run long."""
+    return SchedulePolicy("constant", float(cfg.l_max))
+
+
+@POLICIES.register(
+    "step",
+    StepPolicyConfig,
+    checks={
+        "drop_epoch": integer_at_least(0),
+        "gamma": POSITIVE,
+        "every": integer_at_least(0, "0: one drop at drop_epoch"),
+    },
+)
+def build_step(cfg) -> SchedulePolicy:
+    """Step decay: x gamma from drop_epoch on, or every `every` epochs."""
+    l_max, drop, gamma, every = float(cfg.l_max), int(cfg.drop_epoch), float(cfg.gamma), cfg.every
+    return SchedulePolicy(
+        "step", l_max, lambda t, total: step_decay(t, l_max, drop, gamma, int(every))
+    )
+
+
+@POLICIES.register(
+    "cyclic",
+    CyclicPolicyConfig,
+    checks={"l_min": NON_NEGATIVE, "cycles": integer_at_least(1)},
+)
+def build_cyclic(cfg) -> SchedulePolicy:
+    """Triangular cycles between l_min and l_max."""
+    l_max, l_min, cycles = float(cfg.l_max), _l_min_checked(cfg), int(cfg.cycles)
+    return SchedulePolicy(
+        "cyclic", l_max, lambda t, total: triangular(t, total, l_max, l_min, cycles)
+    )
+
+
+@POLICIES.register(
+    "sgdr",
+    SGDRPolicyConfig,
+    checks={"l_min": NON_NEGATIVE, "resets": integer_at_least(0)},
+)
+def build_sgdr(cfg) -> SchedulePolicy:
+    """Cosine from l_max to l_min with `resets` warm restarts."""
+    l_max, l_min, resets = float(cfg.l_max), _l_min_checked(cfg), int(cfg.resets)
+    return SchedulePolicy(
+        "sgdr", l_max, lambda t, total: cosine_restarts(t, total, l_max, l_min, resets)
+    )

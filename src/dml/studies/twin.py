@@ -227,7 +227,7 @@ def probe_runs(results: dict[str, dict], out: Path, names: list[str]) -> dict:
     from dml.data import ImageListDataset, load_retrieval_data
     from dml.data.synthetic import METADATA_FILE
     from dml.data.transforms import eval_transform
-    from dml.run import build_model
+    from dml.run import model_for
     from dml.training.checkpoint import load_checkpoint
 
     cfg = OmegaConf.create(results[names[0]]["config"])
@@ -240,7 +240,7 @@ def probe_runs(results: dict[str, dict], out: Path, names: list[str]) -> dict:
         factors = {f: np.array([str(attrs[y][f]) for y in split.labels]) for f in FACTORS}
         sets.append((DataLoader(images, batch_size=128), factors))
     with torch.random.fork_rng():
-        model = build_model(cfg)  # the pretrained backbone (the head is not probed)
+        model = model_for(cfg)  # the pretrained backbone (the head is not probed)
     device = torch.device("cpu")
     probes = {"pretrained": _probe(model, sets, device)}
     for name in names:

@@ -156,13 +156,10 @@ def global_batch_loss(loss: nn.Module) -> nn.Module:
     from pytorch_metric_learning.losses import BaseMetricLossFunction
     from pytorch_metric_learning.utils import distributed as pml_dist
 
-    from dml.losses import MinedLoss
-
     if not active():
         return loss
-    if isinstance(loss, MinedLoss):
-        miner = pml_dist.DistributedMinerWrapper(loss.miner) if loss.miner is not None else None
-        return MinedLoss(pml_dist.DistributedLossWrapper(loss.loss), miner)
+    if hasattr(loss, "global_batch"):  # a loss that knows its own global form (MinedLoss)
+        return loss.global_batch()
     if isinstance(loss, BaseMetricLossFunction):
         wrapped = pml_dist.DistributedLossWrapper(loss)
         params = [p for p in loss.parameters() if p.requires_grad]
@@ -201,3 +198,23 @@ def follower_argv(argv: list[str]) -> list[str]:
     scratch = tempfile.mkdtemp(prefix=f"dml-rank{os.environ['RANK']}-")
     atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     return [*argv, f"hydra.run.dir={scratch}", "hydra.output_subdir=null"]
+
+
+def gathered(arrays: tuple) -> tuple:
+    """Under torchrun, each array concatenated over the ranks' shards in rank order, which
+    is dataset order (shards are contiguous); the arrays themselves in one process."""
+    if not active():
+        return arrays
+    import numpy as np
+
+    parts = gather_all(tuple(_numpy(a) for a in arrays))
+    joined = [np.concatenate([part[i] for part in parts]) for i in range(len(arrays))]
+    return tuple(
+        torch.from_numpy(j) if isinstance(a, torch.Tensor) else j for a, j in zip(arrays, joined)
+    )
+
+
+def _numpy(a):
+    import numpy as np
+
+    return a.cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from torch import nn
 
 from dml.errors import DmlError
 from dml.models.embedding import EmbeddingNet
-
-
-@dataclass(frozen=True)
-class GroupInfo:
-    """What an optimizer param group holds: kind is 'stem', 'unit', 'head' or 'loss'."""
-
-    name: str
-    kind: str
-    unit: int | None = None
+from dml.policies.base import GroupInfo  # what the policies are told about each group
 
 
 def build_param_groups(
