@@ -10,8 +10,9 @@ import torch
 from dml.errors import DmlError
 from dml.policies import build_policy
 from dml.policies.layerwise import layer_decay_factors, rgn_factors, unfrozen_mask
+from dml.validation import check_config
 from tests.conftest import TINY_OVERRIDES, compose_cfg, tiny_trainer
-from tests.policies.test_schedules import GROUPS, INITIAL, sgd_moves, sgd_policy
+from tests.policies.groups import GROUPS, INITIAL, sgd_moves, sgd_policy
 
 LR = ["optimizer.lr=1e-3"]  # the backbone LR of sgd_policy's groups
 KINDS = ["stem", "unit", "unit", "unit", "head", "loss"]
@@ -129,13 +130,13 @@ def test_autorgn_sets_each_unit_lr_from_its_gradient_and_weight_norms():
     ("override", "message"),
     [
         ("lr_policy.decay=1.5", "lr_policy.decay=1.5 is out of range: expected 0 < decay <= 1"),
-        ("lr_policy.shape=linear", "lr_policy.shape=linear: expected one of"),
+        ("lr_policy.shape=linear", "lr_policy.shape=linear is out of range: expected constant"),
     ],
 )
 def test_bad_llrd_values_are_one_line_errors(override, message):
     """Catches a decay above 1 (LRs growing downwards) or an unknown shape accepted."""
     with pytest.raises(DmlError, match=message.replace("(", r"\(")):
-        build_policy(compose_cfg(["lr_policy=llrd", override]))
+        check_config(compose_cfg(["lr_policy=llrd", override]))
 
 
 def _expected_lrs(policy: str, units: int) -> dict[str, float]:

@@ -22,8 +22,8 @@ from dml.errors import DmlError
 from dml.losses import SoftmaxLoss, build_loss
 from dml.models import EmbeddingNet
 from dml.policies.autolr import AutoLRPolicy
-from dml.run import gathered
 from dml.training import distributed
+from dml.training.distributed import gathered
 from dml.training.loop import Joint
 from tests.conftest import compose_cfg, tiny_backbone, trainer_over
 from tests.policies.test_autolr import autolr_cfg
