@@ -11,7 +11,7 @@ from dml.errors import DmlError
 from dml.policies import build_policy
 from dml.policies.layerwise import layer_decay_factors, rgn_factors, unfrozen_mask
 from tests.conftest import TINY_OVERRIDES, compose_cfg, tiny_trainer
-from tests.policies.test_schedules import GROUPS, INITIAL, sgd_moves, sgd_policy
+from tests.policies.sgd import GROUPS, INITIAL, sgd_moves, sgd_policy
 
 LR = ["optimizer.lr=1e-3"]  # the backbone LR of sgd_policy's groups
 KINDS = ["stem", "unit", "unit", "unit", "head", "loss"]
