@@ -136,7 +136,7 @@ def test_plain_loop_runs_as_many_steps_as_the_trainer(tmp_path):
             *TINY_OVERRIDES,
             f"data_dir={tmp_path}",
             "lr_policy=constant",
-            "dataset.images_per_class=12",
+            "dataset.images_per_class=8",  # 3 training classes of 8: two batches of 12
         ]
     )
     with bare_trainer(cfg, tmp_path / "run") as trainer:
