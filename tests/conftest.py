@@ -8,7 +8,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision.models.resnet import BasicBlock
@@ -30,6 +30,13 @@ def compose_cfg(overrides: list[str] | None = None, hydra: bool = False) -> Dict
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
         return compose(config_name="train", overrides=overrides or [], return_hydra_config=hydra)
+
+
+def autolr_cfg(**overrides) -> DictConfig:
+    """The autolr config with alpha = beta = 1 (feasible unless all variations are equal)."""
+    cfg = OmegaConf.to_container(compose_cfg().autolr, resolve=True)
+    cfg.update({"alpha": 1.0, "beta": 1.0, **overrides})
+    return OmegaConf.create(cfg)
 
 
 # A synthetic run shrunk to seconds: 6 classes of 6 images at 32 px, one epoch.

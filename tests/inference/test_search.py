@@ -25,7 +25,7 @@ from dml.inference import (
 from dml.inference.embed import l2_normalise
 from dml.inference.index import ImageIndex
 from dml.inference.search import query_labels, render_results
-from dml.logging import grid
+from dml.plots import grid
 from tests.inference.tiny import BROKEN, other_run
 
 

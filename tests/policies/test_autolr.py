@@ -6,18 +6,10 @@ import math
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from dml.errors import InfeasibleError
 from dml.policies.autolr import AutoLRPolicy, clip_lr
-from tests.conftest import compose_cfg, tiny_trainer
-
-
-def autolr_cfg(**overrides):
-    """The autolr config with alpha = beta = 1 (feasible unless all variations are equal)."""
-    cfg = OmegaConf.to_container(compose_cfg().autolr, resolve=True)
-    cfg.update({"alpha": 1.0, "beta": 1.0, **overrides})
-    return OmegaConf.create(cfg)
+from tests.conftest import autolr_cfg, tiny_trainer
 
 
 def log_gap(v: list[float], t: list[float]) -> float:

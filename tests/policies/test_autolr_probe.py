@@ -9,8 +9,7 @@ import dml.policies.autolr as autolr_module
 from dml.errors import DmlError
 from dml.policies.autolr import AutoLRPolicy
 from dml.validation import check_config
-from tests.conftest import compose_cfg, tiny_trainer
-from tests.policies.test_autolr import autolr_cfg
+from tests.conftest import autolr_cfg, compose_cfg, tiny_trainer
 
 
 def count_steps(trainer) -> list[int]:

@@ -12,7 +12,7 @@ from dml.policies import build_policy
 from dml.policies.layerwise import layer_decay_factors, rgn_factors, unfrozen_mask
 from dml.validation import check_config
 from tests.conftest import TINY_OVERRIDES, compose_cfg, tiny_trainer
-from tests.policies.groups import GROUPS, INITIAL, sgd_moves, sgd_policy
+from tests.policies.sgd import GROUPS, INITIAL, sgd_moves, sgd_policy
 
 LR = ["optimizer.lr=1e-3"]  # the backbone LR of sgd_policy's groups
 KINDS = ["stem", "unit", "unit", "unit", "head", "loss"]

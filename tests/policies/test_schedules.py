@@ -9,7 +9,7 @@ from dml.policies import build_policy
 from dml.policies.schedules import cosine_restarts, step_decay, triangular
 from dml.validation import check_config
 from tests.conftest import compose_cfg, tiny_trainer
-from tests.policies.groups import sgd_moves, sgd_policy
+from tests.policies.sgd import sgd_moves, sgd_policy
 
 
 def test_step_decay():

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from dml.inference import build_index, evaluate_index, load_run, open_index
-from dml.logging import grid
+from dml.plots import grid
 from tests.inference.tiny import BROKEN, image_folder, other_run, tiny_run
 from tests.scripts.loader import load_script
 

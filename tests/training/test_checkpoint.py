@@ -7,8 +7,7 @@ import torch
 
 from dml.policies.autolr import AutoLRPolicy
 from dml.training.checkpoint import load_checkpoint, save_checkpoint
-from tests.conftest import tiny_trainer
-from tests.policies.test_autolr import autolr_cfg
+from tests.conftest import autolr_cfg, tiny_trainer
 
 R1 = [0.30, 0.50, 0.40]  # a stand-in evaluation: epoch 1 is the best
 

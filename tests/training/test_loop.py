@@ -108,7 +108,7 @@ def test_epoch_weights_hold_the_first_trial_and_each_kept_epoch(tmp_path):
     pretrained weights, or the re-run's), or epoch_<E>.pt holding a rejected trial's weights.
     AutoLR with threshold 1.01 rejects trial 0 and keeps trial 1 of a 2-trial cap."""
     from dml.policies.autolr import AutoLRPolicy
-    from tests.policies.test_autolr import autolr_cfg
+    from tests.conftest import autolr_cfg
 
     policy = AutoLRPolicy(autolr_cfg(threshold=1.01, max_trials=2), 0.05)
     trainer = tiny_trainer(policy, tmp_path, epochs=2)

@@ -18,8 +18,7 @@ from dml.losses import SoftmaxLoss
 from dml.models import EmbeddingNet
 from dml.policies.autolr import AutoLRPolicy
 from dml.training.loop import Trainer
-from tests.conftest import tiny_backbone, trainer_over
-from tests.policies.test_autolr import autolr_cfg
+from tests.conftest import autolr_cfg, tiny_backbone, trainer_over
 
 
 def image_split(folder, classes: int = 4, per_class: int = 6) -> Split:

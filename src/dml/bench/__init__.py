@@ -1,1 +1,2 @@
-"""Benchmarks and speed checks: the GPU check (gpu) and JPEG decoding (jpeg)."""
+"""Benchmarks and speed checks: evaluation, trainer and AutoLR costs (speed), the GPU check
+(gpu) and JPEG decoding (jpeg)."""

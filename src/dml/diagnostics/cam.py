@@ -21,13 +21,17 @@ all zero). Activations come from forward hooks on the unit modules (removed afte
 gradients from torch.autograd.grad, so no parameter's .grad is touched. The model is in eval
 mode, so the images of a batch do not interact and one backward pass gives every image's own
 maps.
+
+The command line (main): python scripts/cam.py <run_dir> [--images 4] [--out PNG].
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +61,8 @@ HEADER = 56  # figure title band at the top
 MARGIN = 12
 DPI = 100
 OVERLAY_ALPHA = 0.5
+# scripts/cam.py's --help opens with its docstring's first line
+CLI_DESCRIPTION = "Grad-CAM of every unit of a run's backbone, from initial-tune to the last epoch."
 
 
 class CamError(DmlError):
@@ -423,3 +429,33 @@ def cam_figure(
     grid = compute_grid(run_dir, n_images, base)
     out = Path(out) if out is not None else Path(run_dir) / "cam_units.png"
     return save_png(draw_grid(grid), out, dpi=DPI)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options of scripts/cam.py."""
+    parser = argparse.ArgumentParser(description=CLI_DESCRIPTION)
+    parser.add_argument("run_dir", type=Path, help="run directory holding results.json")
+    parser.add_argument("--images", type=int, default=4, help="test images (from N classes)")
+    parser.add_argument("--out", type=Path, default=None, help="PNG (default <run>/cam_units.png)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Draw the Grad-CAM grid of a run; return the exit code."""
+    from dml.launch import ROOT
+
+    try:
+        args = parse_args(argv)
+    except SystemExit as exc:  # argparse exits on bad usage; callers of main() get a code
+        return int(exc.code or 0)
+    if args.images < 1:
+        print(f"error: --images={args.images}: must be at least 1", file=sys.stderr)
+        return 1
+    try:
+        # a run's relative data paths are relative to the project root, where train.py runs
+        out = cam_figure(args.run_dir.resolve(), args.images, args.out, base=ROOT)
+    except DmlError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(out)
+    return 0

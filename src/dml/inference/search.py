@@ -166,7 +166,7 @@ def render_results(
     """A PNG grid as scripts/show_retrievals.py draws: each query (blue) and its neighbours,
     green same class, red other, grey when the query's class is unknown; the first rows
     queries only."""
-    from dml.logging.grid import load_tile, render
+    from dml.plots.grid import load_tile, render
 
     shown = range(min(rows, len(query_paths)))
     tiles = [[load_tile(query_paths[q]), *map(load_tile, ranked.paths[q])] for q in shown]

@@ -1,6 +1,7 @@
 """Writing figures as PNG files: rendered with Agg, written whole or not at all.
 
-Shared by the plotting scripts (scripts/plot_*.py) and the retrieval grids of dml.logging.grid.
+Shared by the figures of dml.plots (the AutoLR diagnostics, schedules, alpha x beta heatmap and
+retrieval grids), dml.diagnostics.cam and dml.studies.layerwise.
 matplotlib is imported inside png_bytes only, so importing dml.logging never loads it.
 """
 

@@ -1,15 +1,14 @@
-"""scripts/compare_layerwise.py: each method's overrides, the decay choice, summaries by hand."""
+"""dml.studies.layerwise (scripts/compare_layerwise.py): each method's overrides, the decay
+choice, summaries by hand."""
 
 from __future__ import annotations
 
 import pytest
 from PIL import Image
 
+from dml.studies import layerwise as compare
 from dml.validation import check_config
 from tests.conftest import compose_cfg
-from tests.scripts.loader import load_script
-
-compare = load_script("compare_layerwise")
 
 
 def test_every_method_composes_to_its_policy_with_the_drop_at_three_quarters():

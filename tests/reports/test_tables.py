@@ -1,19 +1,22 @@
-"""scripts/report.py over fake sweeps: each run's cell and text worked out by hand."""
+"""dml.reports.tables (scripts/report.py) over fake sweeps: each run's cell and text worked
+out by hand."""
 
 from __future__ import annotations
 
+import importlib
 import json
+import runpy
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.scripts.loader import load_script
+import dml.reports
+from dml.reports import tables as report
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "report.py"
-report = load_script("report")
 
 COL1, COL2 = "[1e-3, 1e-4]", "[1e-2, 1e-3]"
 
@@ -74,13 +77,7 @@ def write(
 
 
 def run_report(out: Path, table: int, *dirs: Path) -> str:
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), *map(str, dirs), "--table", str(table), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
+    assert report.main([*map(str, dirs), "--table", str(table), "--out", str(out)]) == 0
     return out.read_text()
 
 
@@ -260,21 +257,27 @@ def test_periodic_step_counts_only_when_it_drops_once():
     assert "periodic" in report.table4_key(flat | {"lr_policy.every": 3})
 
 
-def test_reader_comes_from_the_package_without_sys_path_edits():
+def test_reader_comes_from_the_package_without_sys_path_edits(monkeypatch):
     """Bug: report.py putting scripts/ on sys.path to import aggregate_results (the project
     installs dml instead), or carrying its own copy of the reader that can drift from it."""
     from dml.logging import runs
 
     before = list(sys.path)
-    fresh = load_script("report")  # a second, fresh import of the file
+    # a second, fresh import of the module (the first is put back afterwards), then the script
+    monkeypatch.delitem(sys.modules, "dml.reports.tables")
+    monkeypatch.setattr(dml.reports, "tables", report)
+    fresh = importlib.import_module("dml.reports.tables")
+    script = runpy.run_path(str(SCRIPT), run_name="report")
     assert sys.path == before
+    assert fresh is not report and script["main"] is fresh.main
     assert fresh.Run is runs.Run
     assert fresh.collect_runs is runs.collect_runs
     assert fresh.percent_cell is runs.percent_cell
 
 
 def test_no_results_is_a_one_line_error(tmp_path):
-    """Bug: an empty folder giving an all-dash table and exit 0, hiding a wrong path."""
+    """Bug: an empty folder giving an all-dash table and exit 0, hiding a wrong path (run as a
+    program: the exit status and stderr the user sees)."""
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), str(tmp_path), "--table", "4"],
         capture_output=True,

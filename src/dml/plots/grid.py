@@ -1,6 +1,6 @@
 """Retrieval grids as PNGs: one row per query (blue frame), its neighbours framed by class.
 
-Shared by scripts/show_retrievals.py (test-split queries of a run) and dml.inference.search
+Shared by dml.plots.retrievals (test-split queries of a run) and dml.inference.search
 (queries against a saved index). Tiles are the original image files, letterboxed; the
 figure is drawn 1:1 in output pixels, so every tile sits at a known position
 (tile_origin) and tests can read frame colours back from the PNG.

@@ -1,4 +1,5 @@
-"""scripts/plot_schedules.py: supplement Figure 2 from the real policies, one-line errors."""
+"""dml.plots.schedules (scripts/plot_schedules.py): supplement Figure 2 from the real
+policies, one-line errors."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.scripts.loader import load_script
+from dml.plots import schedules
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "plot_schedules.py"
@@ -25,7 +26,7 @@ LRS = [[1e-3, 2e-3, 3e-3], [1e-4, 2e-4, 3e-4], [1e-5, 2e-5, 3e-5]]
 
 @pytest.fixture(scope="module")
 def plot_schedules() -> ModuleType:
-    return load_script("plot_schedules")
+    return schedules
 
 
 def write_run(run_dir: Path, results: Any) -> Path:
@@ -54,10 +55,14 @@ def png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-def run_script(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args], cwd=cwd, capture_output=True, text=True, timeout=300
-    )
+def run_main(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str, cwd: Path
+) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of main(args) run in this process from the folder cwd."""
+    monkeypatch.chdir(cwd)
+    code = schedules.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 def assert_one_line_error(err: str, *needles: str) -> None:
@@ -126,24 +131,29 @@ def test_autolr_panel_draws_each_units_lrs(plot_schedules: ModuleType, tmp_path:
 # -------------------------------------------------------------- the script
 
 
-def test_script_writes_figure_into_run_dir(tmp_path: Path) -> None:
+def test_script_writes_figure_into_run_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Catches the default output path or the AutoLR panel going missing: the run's figure
     is <run_dir>/schedules.png, a real PNG with two rows of panels (at least 600 px tall)."""
     run_dir = write_run(tmp_path / "run", autolr_results())
-    proc = run_script(str(run_dir), "--epochs", "12", "--drop-epoch", "8", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    args = [str(run_dir), "--epochs", "12", "--drop-epoch", "8"]
+    code, stdout, stderr = run_main(monkeypatch, capsys, *args, cwd=tmp_path)
+    assert code == 0, stderr[-2000:]
     out = run_dir / "schedules.png"
-    assert proc.stdout.strip() == str(out)
+    assert stdout.strip() == str(out)
     width, height = png_size(out)
     assert 800 <= width <= 3000 and 600 <= height <= 2000, (width, height)
     assert out.stat().st_size > 20_000
 
 
-def test_script_without_run_dir_writes_three_panels_in_cwd(tmp_path: Path) -> None:
+def test_script_without_run_dir_writes_three_panels_in_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Catches a crash without a run dir or a wrong default path (./schedules.png): one
     strip of three panels, much wider than tall."""
-    proc = run_script("--epochs", "6", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    code, _, stderr = run_main(monkeypatch, capsys, "--epochs", "6", cwd=tmp_path)
+    assert code == 0, stderr[-2000:]
     width, height = png_size(tmp_path / "schedules.png")
     assert width > 2.5 * height and 300 <= height <= 800, (width, height)
 
@@ -159,9 +169,16 @@ def test_out_option(plot_schedules: ModuleType, tmp_path: Path) -> None:
 
 
 def test_missing_run_dir_exits_2_in_one_line(tmp_path: Path) -> None:
-    """Catches a traceback or exit 1 for a mistyped run dir, and a figure written anyway."""
+    """Catches a traceback or exit 1 for a mistyped run dir, and a figure written anyway (run
+    as a program: the exit status and stderr the user sees)."""
     missing = tmp_path / "nope"
-    proc = run_script(str(missing), cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), str(missing)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2 and proc.stdout == ""
     assert_one_line_error(proc.stderr, "run directory not found", str(missing))
     assert not (tmp_path / "schedules.png").exists()

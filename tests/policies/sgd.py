@@ -1,11 +1,13 @@
-"""Param groups and a plain SGD over them, shared by the schedule and per-layer tests."""
+"""LR policies bound to a plain SGD over one 1-element tensor per param group, so each step's
+move is the LR it used; shared by the schedule and per-layer policy tests."""
 
 from __future__ import annotations
 
 import torch
 
 from dml.policies import build_policy
-from dml.policies.base import GroupInfo, PolicyContext
+from dml.policies.base import PolicyContext
+from dml.training.param_groups import GroupInfo
 from tests.conftest import compose_cfg
 
 GROUPS = [
@@ -49,5 +51,3 @@ def sgd_moves(policy, optimizer, params, epoch: int, step: int) -> dict[str, flo
         p.grad = torch.ones(1)
     optimizer.step()
     return {name: before[name] - p.item() for name, p in params.items()}
-
-

@@ -1,4 +1,5 @@
-"""scripts/plot_alpha_beta.py: the alpha x beta grid by hand, and the CLI over written runs."""
+"""dml.plots.alpha_beta (scripts/plot_alpha_beta.py): the alpha x beta grid by hand, and the
+CLI over written runs."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.scripts.loader import load_script
+from dml.plots import alpha_beta
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "plot_alpha_beta.py"
@@ -23,7 +24,7 @@ SCRIPT = ROOT / "scripts" / "plot_alpha_beta.py"
 
 @pytest.fixture(scope="module")
 def pab() -> ModuleType:
-    return load_script("plot_alpha_beta")
+    return alpha_beta
 
 
 def config(alpha: float, beta: float, seed: int = 0, policy: str = "autolr") -> dict[str, Any]:
@@ -138,26 +139,27 @@ def test_run_value_prefers_selection_and_is_percent(pab: ModuleType) -> None:
 # ------------------------------------------------------------------ end to end
 
 
-def test_cli_prints_grid_and_draws_it(tmp_path: Path) -> None:
+def test_cli_prints_grid_and_draws_it(
+    pab: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Bugs caught: a non-AutoLR run (its config still has autolr.alpha/beta) counted in a
     cell, seeds not averaged, selection.test ignored, rows or columns out of order, the best
     cell wrong, infeasible, failed and empty cells not told apart, no outline or hatching."""
     sweep = tmp_path / "sweep"
     step = completed(0.99, final=0.99, r4=0.99)
     write_sweep(sweep, extra=[(config(2.0, 0.4, policy="step"), step)])
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), str(sweep)], capture_output=True, text=True, timeout=120
-    )
-    assert proc.returncode == 0, proc.stderr
-    alphas, rows = grid_cells(proc.stdout)
+    code = pab.main([str(sweep)])
+    stdout, stderr = capsys.readouterr()
+    assert code == 0, stderr
+    alphas, rows = grid_cells(stdout)
     assert alphas == ["0.5", "2", "10"]
     assert rows == {
         "0.2": ["73.00 (n=3)", "79.00 (n=2)", "infeasible"],  # (70+74+75)/3, (80+78)/2
         "0.4": ["60.00 (n=1, 1 infeasible)", "no result", "-"],
     }
-    assert "best: alpha=2 beta=0.2 R@1 79.00 (n=2)" in proc.stdout
-    assert proc.stdout.strip().splitlines()[-1] == str(sweep / "alpha_beta.png")
-    notes = proc.stderr.strip().splitlines()
+    assert "best: alpha=2 beta=0.2 R@1 79.00 (n=2)" in stdout
+    assert stdout.strip().splitlines()[-1] == str(sweep / "alpha_beta.png")
+    notes = stderr.strip().splitlines()
     assert sorted(notes) == [
         "note: 1 run(s) not counted: not AutoLR",
         "note: 1 run(s) not counted: status failed",
@@ -170,18 +172,20 @@ def test_cli_prints_grid_and_draws_it(tmp_path: Path) -> None:
     assert hatch_grey.sum() > 1000  # three infeasible cells filled grey under the hatching
 
 
-def test_cli_metric_and_out(tmp_path: Path) -> None:
+def test_cli_metric_and_out(
+    pab: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Bugs caught: --metric ignored (always R@1), --out ignored, the default PNG written too."""
     sweep = tmp_path / "sweep"
     write_sweep(sweep)
     out = tmp_path / "figs" / "r4.png"
-    args = [sys.executable, str(SCRIPT), str(sweep), "--metric", "R@4", "--out", str(out)]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    _, rows = grid_cells(proc.stdout)
+    code = pab.main([str(sweep), "--metric", "R@4", "--out", str(out)])
+    stdout, stderr = capsys.readouterr()
+    assert code == 0, stderr
+    _, rows = grid_cells(stdout)
     assert rows["0.2"][:2] == ["92.00 (n=3)", "96.00 (n=2)"]  # (90+92+94)/3, (95+97)/2
     assert rows["0.4"][0] == "80.00 (n=1, 1 infeasible)"
-    assert "best: alpha=2 beta=0.2 R@4 96.00 (n=2)" in proc.stdout
+    assert "best: alpha=2 beta=0.2 R@4 96.00 (n=2)" in stdout
     assert Image.open(out).format == "PNG"
     assert not (sweep / "alpha_beta.png").exists()
 
@@ -243,7 +247,9 @@ def test_unreadable_results_are_noted_and_skipped(
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "no_autolr"])
-def test_no_runs_is_one_line_error(tmp_path: Path, case: str) -> None:
+def test_no_runs_is_one_line_error(
+    pab: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
     """Bug caught: a traceback or an empty figure instead of one `error:` line and exit 2."""
     sweep = tmp_path / "sweep"
     if case != "missing":
@@ -251,12 +257,11 @@ def test_no_runs_is_one_line_error(tmp_path: Path, case: str) -> None:
     if case == "no_autolr":
         res = {**completed(0.5), "config": config(2.0, 0.4, policy="step")}
         (sweep / "0" / "results.json").write_text(json.dumps(res))
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), str(sweep)], capture_output=True, text=True, timeout=60
-    )
-    assert proc.returncode == 2 and proc.stdout == ""
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    code = pab.main([str(sweep)])
+    stdout, stderr = capsys.readouterr()
+    assert code == 2 and stdout == ""
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in stderr
     if case == "missing":
         assert lines[0] == f"error: sweep directory not found: {sweep}"
     else:
@@ -264,3 +269,14 @@ def test_no_runs_is_one_line_error(tmp_path: Path, case: str) -> None:
             lines[0] == f"error: no AutoLR runs (results.json with lr_policy autolr) under {sweep}"
         )
         assert not (sweep / "alpha_beta.png").exists()
+
+
+def test_no_runs_is_one_line_error_as_a_program(tmp_path: Path) -> None:
+    """Bug caught: the one-line error only when main() is called in process, a traceback or
+    another exit status from the command line."""
+    sweep = tmp_path / "sweep"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), str(sweep)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == f"error: sweep directory not found: {sweep}\n"

@@ -1,4 +1,5 @@
-"""scripts/aggregate_results.py over fake sweeps: values worked out by hand."""
+"""dml.reports.aggregate (scripts/aggregate_results.py) over fake sweeps: values worked out
+by hand."""
 
 from __future__ import annotations
 
@@ -8,11 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.scripts.loader import load_script
+from dml.reports import aggregate
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "aggregate_results.py"
-aggregate = load_script("aggregate_results")
 
 
 def config(seed: int = 0, gamma: float = 0.1, arch: str = "resnet18") -> dict:
@@ -50,10 +50,11 @@ def write(
     (run / "results.json").write_text(json.dumps(res))
 
 
-def run_script(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, check=False
-    )
+def run_main(capsys, *args: str) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of main(args), run in this process."""
+    code = aggregate.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 def test_columns_are_only_the_config_keys_that_vary(tmp_path):
@@ -130,15 +131,15 @@ def test_jobs_nested_deeper_are_found_in_natural_order(tmp_path):
     assert [r.name for r in aggregate.collect_runs([tmp_path])] == ["2", "10", "sub/inner/3"]
 
 
-def test_printed_table_is_aligned(tmp_path):
+def test_printed_table_is_aligned(tmp_path, capsys):
     """Bug: rows printed as Python dicts (the old output) or columns that do not line up."""
     write(tmp_path / "0", config(seed=0, gamma=0.1), 0.5)
     write(tmp_path / "1", config(seed=1, gamma=0.25), 0.0512)
-    proc = run_script(str(tmp_path))
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
+    code, stdout, stderr = run_main(capsys, str(tmp_path))
+    assert code == 0, stderr
+    lines = stdout.splitlines()
     header, rule, first, second = lines[:4]
-    assert "{" not in proc.stdout
+    assert "{" not in stdout
     assert set(rule) == {"-", " "}
     # R@1 is right-aligned: every row's cell ends where the header's label ends
     end = header.index("R@1") + len("R@1")
@@ -147,14 +148,15 @@ def test_printed_table_is_aligned(tmp_path):
     assert first.index("0.1") == second.index("0.25") == header.index("lr_policy.gamma")
 
 
-def test_md_and_csv_hold_the_printed_cells(tmp_path):
+def test_md_and_csv_hold_the_printed_cells(tmp_path, capsys):
     """Bug: --md / --csv writing a different table (raw fractions, other columns) than printed."""
     sweep = tmp_path / "sweep"
     write(sweep / "0", config(seed=0), 0.677)
     write(sweep / "1", config(seed=1), 0.685)
     md, out_csv = tmp_path / "t.md", tmp_path / "t.csv"
-    proc = run_script(str(sweep), "--group-by", "seed", "--md", str(md), "--csv", str(out_csv))
-    assert proc.returncode == 0, proc.stderr
+    args = [str(sweep), "--group-by", "seed", "--md", str(md), "--csv", str(out_csv)]
+    code, _, stderr = run_main(capsys, *args)
+    assert code == 0, stderr
     rows = list(csv.reader(out_csv.open()))
     assert rows == [
         ["seeds", "n", "R@1", "R@2", "R@4", "R@8", "status"],
@@ -168,19 +170,22 @@ def test_md_and_csv_hold_the_printed_cells(tmp_path):
     )
 
 
-def test_failed_runs_are_counted_with_their_error(tmp_path):
+def test_failed_runs_are_counted_with_their_error(tmp_path, capsys):
     """Bug: a failed run's reason hidden, so the reader cannot tell why a row is empty."""
     write(tmp_path / "0", config(seed=0), 0.5)
     write(tmp_path / "1", config(seed=1), None, status="failed")
-    proc = run_script(str(tmp_path))
-    assert "2 runs under" in proc.stdout
-    assert "1 completed, 1 failed" in proc.stdout
-    assert "1: failed: CUDA out of memory" in proc.stdout
+    _, stdout, _ = run_main(capsys, str(tmp_path))
+    assert "2 runs under" in stdout
+    assert "1 completed, 1 failed" in stdout
+    assert "1: failed: CUDA out of memory" in stdout
 
 
 def test_empty_folder_is_a_one_line_error(tmp_path):
-    """Bug: an empty sweep printing an empty table (or a traceback) with exit status 0."""
-    proc = run_script(str(tmp_path))
+    """Bug: an empty sweep printing an empty table (or a traceback) with exit status 0 (run as
+    a program: the exit status and stderr the user sees)."""
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), str(tmp_path)], capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr.strip().count("\n") == 0

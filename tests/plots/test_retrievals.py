@@ -1,4 +1,5 @@
-"""scripts/show_retrievals.py: neighbours by hand in 2-d, and a grid from a real tiny run."""
+"""dml.plots.retrievals (scripts/show_retrievals.py): neighbours by hand in 2-d, and a grid
+from a real tiny run."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from types import ModuleType
 
 import numpy as np
 import pytest
+from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
-from tests.conftest import TINY_OVERRIDES
-from tests.scripts.loader import load_script
+from dml.plots import grid, retrievals
+from tests.conftest import TINY_OVERRIDES, compose_cfg
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "show_retrievals.py"
@@ -27,17 +29,19 @@ NEIGHBOUR = re.compile(r"(\d+) \((\d+)\) (same|other)")
 
 @pytest.fixture(scope="module")
 def sr() -> ModuleType:
-    return load_script("show_retrievals")
+    return retrievals
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real one-epoch run on 6 tiny synthetic classes (3 test classes, 18 test images)."""
+    """A real one-epoch run on 6 tiny synthetic classes (3 test classes, 18 test images),
+    made through dml.run.run."""
+    from dml.run import run
+
     tmp = tmp_path_factory.mktemp("retrievals")
-    cmd = [sys.executable, "train.py", *TINY_RUN, f"data_dir={tmp / 'data'}"]
-    cmd.append(f"hydra.run.dir={tmp / 'run'}")
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    cfg = compose_cfg([*TINY_RUN, f"data_dir={tmp / 'data'}"])
+    GlobalHydra.instance().clear()
+    assert run(cfg, tmp / "run") == 0
     return tmp / "run"
 
 
@@ -136,13 +140,15 @@ def test_grid_frames_match_listing_and_dataset(
     assert any(any(f) for f in flags) and not all(all(f) for f in flags)  # both colours drawn
 
     png = np.asarray(Image.open(out).convert("RGB"))
-    assert png.shape[:2] == sr.canvas_size(3, 5)
-    side = sr.TILE + 2 * sr.FRAME
-    half = sr.FRAME // 2
+    assert png.shape[:2] == grid.canvas_size(3, 5)
+    side = grid.TILE + 2 * grid.FRAME
+    half = grid.FRAME // 2
     for r, (query, _, _) in enumerate(rows):
         for c in range(6):
-            expected = sr.QUERY_RGB if c == 0 else sr.SAME_RGB if flags[r][c - 1] else sr.OTHER_RGB
-            y, x = sr.tile_origin(r, c)
+            expected = (
+                grid.QUERY_RGB if c == 0 else grid.SAME_RGB if flags[r][c - 1] else grid.OTHER_RGB
+            )
+            y, x = grid.tile_origin(r, c)
             # The middle of each of the four frame sides.
             border = [
                 png[y + half, x + side // 2],
@@ -153,9 +159,10 @@ def test_grid_frames_match_listing_and_dataset(
             assert [tuple(p) for p in border] == [expected] * 4, (r, c)
         # 32 px original, upscaled 3x with nearest neighbour: the tile is the file itself.
         original = Image.open(test.paths[query]).convert("RGB")
-        original = np.asarray(original.resize((sr.TILE, sr.TILE), Image.NEAREST), dtype=float)
-        y, x = sr.tile_origin(r, 0)
-        shown = png[y + sr.FRAME : y + sr.FRAME + sr.TILE, x + sr.FRAME : x + sr.FRAME + sr.TILE]
+        original = np.asarray(original.resize((grid.TILE, grid.TILE), Image.NEAREST), dtype=float)
+        y, x = grid.tile_origin(r, 0)
+        f, t = grid.FRAME, grid.TILE
+        shown = png[y + f : y + f + t, x + f : x + f + t]
         assert np.abs(shown - original).mean() < 1.0
 
 
@@ -174,7 +181,7 @@ def test_top1_of_every_query_reproduces_the_run_recall(
     assert precision < 1.0  # a query retrieving itself would score 1
     # Default output: <run dir>/retrievals.png, a grid of 18 rows of one neighbour.
     png = Image.open(tiny_run / "retrievals.png")
-    assert png.size[::-1] == sr.canvas_size(18, 1)
+    assert png.size[::-1] == grid.canvas_size(18, 1)
 
 
 def test_run_with_older_config_keys(
@@ -252,7 +259,8 @@ def test_errors_are_one_line(
 
 
 def test_cli_error_has_no_traceback(tmp_path: Path) -> None:
-    """Bug caught: the one-line error only when called in-process, a traceback from the CLI."""
+    """Bug caught: the one-line error only when called in-process, a traceback from the CLI
+    (run as a program: the exit status and stderr the user sees)."""
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), str(tmp_path / "nope")],
         capture_output=True,

@@ -1,22 +1,17 @@
-"""scripts/bench.py: references that compute the same metrics, summaries worked out by hand."""
+"""dml.bench.speed (scripts/bench.py): references that compute the same metrics, summaries
+worked out by hand."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from dml.bench import speed as bench
 from dml.run import bare_trainer
-from tests.scripts.loader import load_script
-from tests.test_train import TINY
-
-bench = load_script("bench")
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import TINY_OVERRIDES
 
 
 def test_references_compute_the_same_metrics_as_ours():
@@ -56,16 +51,15 @@ def test_gallery_row_scores_the_query_gallery_search():
     assert got["metrics"] != bench.eval_worker("ours", 300, 1)["metrics"]
 
 
-def test_eval_section_ratios_come_from_the_right_rows(tmp_path):
+def test_eval_section_ratios_come_from_the_right_rows(tmp_path, monkeypatch, capsys):
     """Bug: a ratio taken against another method's or another n's timing; the gallery row's
     keys (eval.gallery_seconds, eval.gallery_peak_mib) taken from another row, or its
     metrics not those of the n x n query/gallery search."""
     out = tmp_path / "bench.json"
-    cmd = [sys.executable, "scripts/bench.py", "--sections", "eval", "--eval-n", "600"]
-    proc = subprocess.run(
-        [*cmd, "--repeat", "1", "--json", str(out)], cwd=ROOT, capture_output=True, text=True
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    monkeypatch.chdir(tmp_path)  # main() moves to the project root: put the cwd back after
+    args = ["--sections", "eval", "--eval-n", "600", "--repeat", "1", "--json", str(out)]
+    assert bench.main(args) == 0
+    stdout = capsys.readouterr().out
     report = json.loads(out.read_text())
     e = report["eval"]
     rows = {(r["method"], r["n"]): r for r in e["rows"]}
@@ -81,12 +75,12 @@ def test_eval_section_ratios_come_from_the_right_rows(tmp_path):
     assert e["gallery_seconds"] == gallery_row["seconds"] > 0
     assert e["gallery_peak_mib"] == gallery_row["peak_mib"] > 0
     assert gallery_row["metrics"] == pytest.approx(brute_force_gallery(600), abs=1e-6)
-    assert "| ours_gallery | 600 x 600 |" in proc.stdout
+    assert "| ours_gallery | 600 x 600 |" in stdout
     assert e["ratio_to_gemm"] == rows["ours", 600]["seconds"] / rows["gemm", 600]["seconds"]
     assert e["speedup_vs_naive"] == rows["naive", 600]["seconds"] / rows["ours", 600]["seconds"]
     assert e["speedup_vs_pml"] == rows["pml", 600]["seconds"] / rows["ours", 600]["seconds"]
     assert report["machine"]["cores"] == len(os.sched_getaffinity(0))
-    assert "ours / bare product" in proc.stdout
+    assert "ours / bare product" in stdout
 
 
 def _results(passes, full_scores, thresholds, r1=0.8):
@@ -138,17 +132,21 @@ def test_policy_runs_drop_together():
 def test_plain_loop_runs_as_many_steps_as_the_trainer(tmp_path):
     """Bug: the hand-written loop doing fewer steps than the trainer, flattering the overhead."""
     cfg = bench.compose_cfg(
-        [*TINY, f"data_dir={tmp_path}", "lr_policy=constant", "dataset.images_per_class=12"]
+        [
+            *TINY_OVERRIDES,
+            f"data_dir={tmp_path}",
+            "lr_policy=constant",
+            "dataset.images_per_class=8",  # 3 training classes of 8: two batches of 12
+        ]
     )
-    trainer = bare_trainer(cfg, tmp_path / "run")
-    calls = []
-    step = trainer.p.optimizer.step
-    trainer.p.optimizer.step = lambda *a, **k: calls.append(1) or step(*a, **k)
-    trainer.train_epoch(0, 0)
-    steps = len(calls)
-    assert steps == trainer.steps >= 1
-    before = [p.detach().clone() for p in trainer.p.model.parameters()]
-    bench.plain_loop(trainer.p, trainer.steps)
-    assert len(calls) == 2 * steps
-    assert any(not b.equal(p) for b, p in zip(before, trainer.p.model.parameters()))
-    trainer.logger.close()
+    with bare_trainer(cfg, tmp_path / "run") as trainer:
+        calls = []
+        step = trainer.p.optimizer.step
+        trainer.p.optimizer.step = lambda *a, **k: calls.append(1) or step(*a, **k)
+        trainer.train_epoch(0, 0)
+        steps = len(calls)
+        assert steps == trainer.steps >= 1
+        before = [p.detach().clone() for p in trainer.p.model.parameters()]
+        bench.plain_loop(trainer.p, trainer.steps)
+        assert len(calls) == 2 * steps
+        assert any(not b.equal(p) for b, p in zip(before, trainer.p.model.parameters()))

@@ -1,4 +1,5 @@
-"""scripts/plot_autolr.py: figures from a synthetic run, one-line errors otherwise."""
+"""dml.plots.autolr (scripts/plot_autolr.py): figures from a synthetic run, one-line errors
+otherwise."""
 
 import json
 from pathlib import Path
@@ -7,16 +8,15 @@ from typing import Any
 
 import pytest
 
-from tests.scripts.loader import load_script
+from dml.plots import autolr
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "plot_autolr.py"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FIGURES = ["autolr_variation.png", "autolr_lr.png", "autolr_trials.png", "autolr_heatmap.png"]
 
 
 @pytest.fixture(scope="module")
 def plot_autolr() -> ModuleType:
-    return load_script("plot_autolr")
+    return autolr
 
 
 def fake_autolr(n_epochs: int = 6, k: int = 7) -> dict[str, Any]:

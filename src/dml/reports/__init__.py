@@ -1,0 +1,1 @@
+"""Tables of finished runs: sweeps aggregated (aggregate) and set against the paper (tables)."""
