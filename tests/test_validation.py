@@ -36,7 +36,7 @@ BAD = [
     ("optimizer.momentum=1", "optimizer.momentum=1.0 is out of range: expected a number in [0, 1)"),
     (
         "task=classification loss=proxy_anchor",
-        "task=classification with loss=proxy_anchor: classification trains and scores the softmax classifier; expected loss=softmax",
+        "task=classification with loss=proxy_anchor: classification trains and scores a loss's classifier; expected loss=softmax",
     ),
     (
         "eval.val_images=1",
@@ -79,7 +79,7 @@ BAD = [
     ),
     (
         "dataset.num_classes=1000",
-        "dataset.num_classes=1000 is out of range: the synthetic generator draws at most 432 distinct classes",
+        "dataset.num_classes=1000 is out of range: expected an integer from 4 (half train, half test) to 432 (the generator's distinct classes)",
     ),
     (
         "dataset.images_per_class=1",
@@ -93,7 +93,7 @@ BAD = [
     ("model.embedding_dim=0", "model.embedding_dim=0 is out of range: expected an integer >= 1"),
     (
         "model.pooling=mean",
-        "model.pooling=mean is out of range: expected avg, max, avgmax or cls (ViT)",
+        "model.pooling=mean is out of range: expected avg, max, avgmax or cls",
     ),
     ("eval.ks=[1,0]", "eval.ks=[1, 0] is out of range: expected integers >= 1"),
     (

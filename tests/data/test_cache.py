@@ -107,3 +107,16 @@ def test_split_keeps_only_leading_deterministic_steps():
     ]
     prefix, rest = split_transform(train_transform(_cfg(random_resized_crop=True)))
     assert prefix.transforms == [] and type(rest.transforms[0]).__name__ == "RandomResizedCrop"
+
+
+def test_caching_leaves_the_global_rng_alone(tmp_path):
+    """Bug: filling the cache drew a loader seed from torch's global RNG, so a run with
+    dataset.cache=ram initialised its loss and head from other random numbers than the same
+    run without it (and a first run, which caches the source images to pre-train, differed
+    from every later one)."""
+    split = _images(tmp_path)
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    cache_in_ram(ImageListDataset(split, train_transform(_cfg())), workers=0)
+    assert torch.equal(torch.rand(3), expected)

@@ -110,5 +110,6 @@ def test_aircraft_under_retrieval_points_to_classification(tmp_path: Path) -> No
     with pytest.raises(DmlError) as info:
         load_retrieval_data(cfg)
     assert str(info.value) == (
-        "dataset=aircraft is a classification benchmark (FGVC-Aircraft): use task=classification"
+        "dataset=aircraft is a classification benchmark (FGVC-Aircraft) with no retrieval "
+        "split: use task=classification"
     )

@@ -38,7 +38,7 @@ def test_same_lrs_twice_give_gamma_exactly_one(cfg, monkeypatch):
     """Bug: the second pass not replaying the first one's batches, augmentations, dropout or
     momentum (or not starting from the snapshot): with the update switched off both passes
     must move every unit by exactly the same accumulated gradient."""
-    monkeypatch.setattr(TwoPassProbe, "_update", lambda self, epoch, v, active: None)
+    monkeypatch.setattr(TwoPassProbe, "update", lambda self, epoch, v, active: None)
     units = measure_gamma(cfg, progress=False)
     assert [u["eta_tilde"] for u in units] == [u["eta"] for u in units]
     assert [u["gamma"] for u in units] == [1.0] * 7

@@ -27,9 +27,15 @@ def test_loss_is_finite_and_backpropagates(name, has_params):
 
 
 def test_unknown_miner_is_rejected():
-    cfg = compose_cfg(["loss=triplet", "loss.miner=random"]).loss
-    with pytest.raises(DmlError, match="semihard"):
-        build_loss(cfg, 4, 8)
+    """Catches a misspelt miner reaching pytorch-metric-learning (which would fail deep in the
+    first batch) instead of the triplet entry's one-line check."""
+    from dml.validation import check_config
+
+    with pytest.raises(DmlError) as info:
+        check_config(compose_cfg(["loss=triplet", "loss.miner=random"]))
+    assert str(info.value) == (
+        "loss.miner=random is out of range: expected semihard, hard, all or easy"
+    )
 
 
 def test_classifier_std_sets_the_softmax_classifier_init():

@@ -59,7 +59,7 @@ def test_max_trials_keeps_best_trial(tmp_path):
 
     def spy(score, v):
         original(score, v)
-        kept[policy._best["trial"]] = policy._best["token"]["model"]
+        kept[policy.progress.best["trial"]] = policy.progress.best["token"]["model"]
 
     policy._remember_if_best = spy
     with pytest.warns(UserWarning, match="max_trials=3"):

@@ -108,10 +108,10 @@ def test_cut_extrapolates_with_rho_and_updates_lrs_by_eq16(tmp_path, monkeypatch
     assert log[1]["variation"] == pytest.approx(v1, rel=1e-12)
     rho = [a / b for a, b in zip(v1, c1)]
     assert all(r > 1.5 for r in rho)  # 4 steps move every unit further than 1 step
-    assert policy.v0 == pytest.approx([r * c for r, c in zip(rho, c0)], rel=1e-12)
+    assert policy.state.v0 == pytest.approx([r * c for r, c in zip(rho, c0)], rel=1e-12)
     assert log[2]["variation"] == pytest.approx([r * c for r, c in zip(rho, c2)], rel=1e-12)
     # alpha = beta = 1: epoch 0's targets are the line from min(v0) to max(v0)
-    lo, hi = min(policy.v0), max(policy.v0)
+    lo, hi = min(policy.state.v0), max(policy.state.v0)
     assert log[2]["target"] == pytest.approx([lo + i * (hi - lo) / 3 for i in range(4)])
     v_hat, t = log[2]["variation"], log[2]["target"]
     expected = [lr * tk / vk for lr, tk, vk in zip(log[2]["lr"], t, v_hat)]
@@ -163,7 +163,7 @@ def test_rho_survives_a_checkpoint(tmp_path):
     tiny_trainer(policy, tmp_path, epochs=1).fit()
     fresh = AutoLRPolicy(autolr_cfg(threshold=0.0, mode="probe", probe_fraction=0.5), 0.05)
     fresh.load_state_dict(torch.load(_saved(policy.state_dict(), tmp_path), weights_only=False))
-    assert fresh.rho == policy.rho and policy.rho is not None
+    assert fresh.state.rho == policy.state.rho and policy.state.rho is not None
 
 
 def _saved(state: dict, tmp_path) -> str:
@@ -216,7 +216,7 @@ def test_online_mode_runs_one_pass_and_updates_lrs_mid_epoch(tmp_path, monkeypat
     assert [t["steps"] for t in log] == [1, 2, 3, 4]
     assert log[0]["variation"] == pytest.approx([4 * x for x in seen[0]], rel=1e-12)
     assert log[1]["variation"] == pytest.approx([2 * x for x in seen[1]], rel=1e-12)
-    assert policy.v0 == log[0]["variation"]
+    assert policy.state.v0 == log[0]["variation"]
     # the LRs logged at the second check are the first check's Eq. 16 update
     t, v_hat = log[1]["target"], log[0]["variation"]
     expected = [0.05 * tk / vk for tk, vk in zip(t, v_hat)]

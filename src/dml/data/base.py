@@ -80,9 +80,10 @@ def register_dataset(
 
     def load(cfg, task: str) -> RetrievalData:
         if task not in loaders:
-            served = ", ".join(loaders)
+            served = " or ".join(loaders)
             raise DmlError(
-                f"dataset={name} ({full_name}) has no {task} split: it serves task={served}"
+                f"dataset={name} is a {served} benchmark ({full_name}) with no {task} split: "
+                f"use task={served}"
             )
         return loaders[task](cfg)
 

@@ -80,8 +80,16 @@ def cache_in_ram(
 ) -> ImageListDataset:
     """The dataset, now reading its images from RAM; decoded here by `workers` processes."""
     prefix, rest = split_transform(dataset.transform)
-    # batch_size=None: one image per item, any size (random_resized_crop keeps full images)
-    loader = DataLoader(_Prefixed(dataset, prefix), batch_size=None, num_workers=workers)
+    # batch_size=None: one image per item, any size (random_resized_crop keeps full images);
+    # a generator of its own: a new loader iterator draws its workers' base seed from it,
+    # and from torch's global RNG without one, which would shift every later draw of the run
+    # (the loss's and head's initial weights) by whether the data was cached
+    loader = DataLoader(
+        _Prefixed(dataset, prefix),
+        batch_size=None,
+        num_workers=workers,
+        generator=torch.Generator(),
+    )
     images = list(tqdm(loader, desc=f"caching {name}", leave=False, disable=not progress))
     dataset.cache, dataset.transform = RamCache(images), rest
     return dataset

@@ -81,11 +81,10 @@ class TwoPassProbe(AutoLRPolicy):
         if len(self.passes) == 2:
             return True
         active = [k for k, x in enumerate(v) if math.isfinite(x) and x > 0]
-        self.v0 = v
-        self._ensure_targets(0, v, active)  # first-epoch targets from alpha and beta
-        self._update(0, v, active)  # Eq. 16 once, with the controller's clipping
-        self.ctx.restore(self.token)
-        self.trial += 1
+        self.state.v0 = v
+        self.update(0, v, active)  # Eq. 16 once, first-epoch targets, the controller's clipping
+        self.ctx.restore(self.progress.token)
+        self.state.trial += 1
         return False
 
 

@@ -186,14 +186,14 @@ def vit_tiny(image_size: int) -> VisionTransformer:
     )
 
 
-def _vit(build: Callable[..., VisionTransformer], patch: int) -> Constructor:
+def _vit(arch: str, build: Callable[..., VisionTransformer], patch: int) -> Constructor:
     """A ViT constructor at the run's image size (its position embedding); no last stride."""
 
     def make(image_size: int, last_stride: int) -> VisionTransformer:
         if image_size % patch:
             raise DmlError(
-                f"dataset.image_size={image_size} for a ViT with patch size {patch}: expected a "
-                f"multiple of {patch}"
+                f"dataset.image_size={image_size} for {arch}: expected a multiple of its "
+                f"patch size {patch}"
             )
         return build(image_size)
 
@@ -211,8 +211,8 @@ def _vit_classifier(model: VisionTransformer, num_classes: int) -> None:
     classifier="heads",
     set_classifier=_vit_classifier,
     archs={
-        "vit_tiny": _vit(vit_tiny, 8),
-        "vit_b_16": _vit(lambda size: tvm.vit_b_16(weights=None, image_size=size), 16),
+        "vit_tiny": _vit("vit_tiny", vit_tiny, 8),
+        "vit_b_16": _vit("vit_b_16", lambda size: tvm.vit_b_16(weights=None, image_size=size), 16),
     },
 )
 def map_vit(model: VisionTransformer) -> UnitMap:

@@ -209,8 +209,9 @@ def typed_config(config: Any) -> AutoLRConfig:
     if isinstance(config, AutoLRConfig):
         return config
     if OmegaConf.is_config(config):
-        merged = OmegaConf.merge(OmegaConf.structured(AutoLRConfig), config)
-        return OmegaConf.to_object(merged)
+        # resolved where it stands (head_lr follows ${optimizer.head_lr}), then typed
+        values = OmegaConf.to_container(config, resolve=True)
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(AutoLRConfig), values))
     return AutoLRConfig(**dict(config))
 
 
