@@ -318,10 +318,13 @@ def test_pretrain_batch_larger_than_source_is_one_line(tmp_path):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("eval.selection=valid", "error: eval.selection='valid': expected one of ['test', 'val']"),
+        (
+            "eval.selection=valid",
+            "error: eval.selection=valid is out of range: expected test or val",
+        ),
         (
             "eval.feature=pool",
-            "error: eval.feature='pool': expected one of ['embedding', 'pooled']",
+            "error: eval.feature=pool is out of range: expected embedding or pooled",
         ),
     ],
 )

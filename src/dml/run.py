@@ -463,7 +463,8 @@ def objective(run_dir: Path) -> float:
 
 
 def _task_of(results: dict):
-    return get_task(results["config"].get("task", "retrieval"))
+    """The task a results.json's run had (retrieval for runs from before the key existed)."""
+    return get_task((results.get("config") or {}).get("task", "retrieval"))
 
 
 def _print_summary(results: dict, run_dir: Path) -> None:
