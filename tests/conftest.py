@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
@@ -14,6 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchvision.models.resnet import BasicBlock
 
 import dml.config  # noqa: F401  (registers the schemas)
+from dml.cli import compose_train
 from dml.data.sampler import EpochBatchSampler
 from dml.logging import ScalarLogger
 from dml.losses import SoftmaxLoss
@@ -27,9 +27,7 @@ CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
 
 def compose_cfg(overrides: list[str] | None = None, hydra: bool = False) -> DictConfig:
     """The train config as train.py would compose it (with the hydra node if `hydra`)."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
-        return compose(config_name="train", overrides=overrides or [], return_hydra_config=hydra)
+    return compose_train(overrides, hydra)
 
 
 def autolr_cfg(**overrides) -> DictConfig:

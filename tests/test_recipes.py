@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
+from dml.cli import compose_train
 from dml.config import paper_epoch
 from tests.conftest import CONFIG_DIR, compose_cfg
 
@@ -25,11 +25,7 @@ def recipe(*overrides: str):
 
 def sweep_rows(sweep: str) -> list[str]:
     """The experiment rows a `python train.py -m experiment=<sweep>` launches."""
-    GlobalHydra.instance().clear()
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
-        cfg = compose("train", overrides=[f"experiment={sweep}"], return_hydra_config=True)
+    cfg = compose_train([f"experiment={sweep}"], hydra=True)
     return cfg.hydra.sweeper.params["+experiment@_global_"].split(",")
 
 
@@ -249,11 +245,7 @@ def test_synthetic_sweeps_scale_epochs_and_use_val():
 
 def test_figure1_grid_holds_the_paper_picks():
     """Catches a Figure 1 grid that misses supplement A's (2, 0.4) or (3, 0.6)."""
-    GlobalHydra.instance().clear()
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
-        cfg = compose("train", overrides=["experiment=figure1"], return_hydra_config=True)
+    cfg = compose_train(["experiment=figure1"], hydra=True)
     params = cfg.hydra.sweeper.params
     alphas = [float(a) for a in params["autolr.alpha"].split(",")]
     betas = [float(b) for b in params["autolr.beta"].split(",")]
@@ -297,11 +289,7 @@ def test_resize_follows_image_size_for_real_datasets():
 def test_optuna_sweeper_config_composes():
     """Catches the Optuna bundle naming parameters or a sweeper the plugin does not know."""
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
-    GlobalHydra.instance().clear()
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
-        cfg = compose("train", overrides=["experiment=figure1_optuna"], return_hydra_config=True)
+    cfg = compose_train(["experiment=figure1_optuna"], hydra=True)
     sweeper = cfg.hydra.sweeper
     assert "optuna" in sweeper._target_.lower() and sweeper.direction == "maximize"
     assert set(sweeper.params) == {"autolr.alpha", "autolr.beta"}
@@ -332,11 +320,7 @@ TABLE3_ROWS = [
 def test_table3_sweep_is_six_rows_on_three_fgvc_datasets():
     """Bug: a Table 3 row or dataset missing from the one multirun command."""
     assert sweep_rows("table3") == [f"table3/{row}" for row, _, _ in TABLE3_ROWS]
-    GlobalHydra.instance().clear()
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
-        cfg = compose("train", overrides=["experiment=table3"], return_hydra_config=True)
+    cfg = compose_train(["experiment=table3"], hydra=True)
     assert cfg.hydra.sweeper.params["dataset"] == "cub200,cars196,aircraft"
 
 

@@ -7,6 +7,7 @@ import re
 import sys
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 from omegaconf import DictConfig
 
@@ -27,6 +28,30 @@ def quote_numeric_choices(argv: list[str]) -> list[str]:
             arg = f"{m.group('key')}={vals}"
         out.append(arg)
     return out
+
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+
+
+def compose_train(overrides: list[str] | None = None, hydra: bool = False) -> DictConfig:
+    """The train config with these overrides, composed as train.py composes it (numeric
+    choices quoted); with `hydra`, the hydra node too. The one place that composes a config
+    outside train.py: scripts, studies and tests all come here."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    import dml.config  # noqa: F401  (registers the config schemas)
+
+    GlobalHydra.instance().clear()  # a test or a Hydra app may have left one initialised
+    try:
+        with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+            return compose(
+                "train",
+                overrides=quote_numeric_choices(list(overrides or [])),
+                return_hydra_config=hydra,
+            )
+    finally:
+        GlobalHydra.instance().clear()
 
 
 def prepare_argv(argv: list[str]) -> list[str]:

@@ -4,7 +4,7 @@ compare_layerwise), and the summary of one run they report.
 Each run gets its own folder under `out`; a run whose results.json says completed is reused,
 a stopped one with a checkpoint is resumed, and one stopped before its first checkpoint is
 started again. run_train never imports the trainer, so runs do not share a process's state;
-prepare_caches does (once, before the runs), to make the data and source model they share.
+dml.run.prepare does (once, before the runs), to make the data and source model they share.
 """
 
 from __future__ import annotations
@@ -141,24 +141,6 @@ def run_timed(
     if sink is not None:
         sink.close()
     return Timed(code, lines, ended - start, ended - last[0])
-
-
-def compose_cfg(overrides: list[str]):
-    """The train config with these overrides, as train.py would compose it."""
-    from hydra import compose, initialize_config_dir
-
-    import dml.config  # noqa: F401  (registers the config schemas)
-    from dml.cli import quote_numeric_choices
-
-    with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
-        return compose("train", overrides=quote_numeric_choices(overrides))
-
-
-def prepare_caches(overrides: list[str]) -> None:
-    """Generate the twin's images and pre-train its source model if not cached yet."""
-    from dml.run import prepare
-
-    prepare(compose_cfg(overrides))
 
 
 def run_summary(results: dict) -> dict:

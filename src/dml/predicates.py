@@ -59,9 +59,32 @@ def integer_at_least(n: int, note: str = "") -> Check:
     return at_least(n), f"an integer >= {n}" + (f" ({note})" if note else "")
 
 
+def _listed(values: list[Any]) -> str:
+    shown = [str(v) for v in values]
+    return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} or {shown[-1]}"
+
+
 def choice(options: Iterable[Any]) -> Check:
     """One of options, listed in the message in their order."""
     values = list(options)
-    shown = [str(v) for v in values]
-    text = shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} or {shown[-1]}"
-    return one_of(*values), text
+    return one_of(*values), _listed(values)
+
+
+class _Registered(str):
+    """The names a registry holds when the message is shown (parts register later too)."""
+
+    def __new__(cls, names: Callable[[], list[str]]) -> _Registered:
+        self = super().__new__(cls, "")
+        self.names = names
+        return self
+
+    def __str__(self) -> str:
+        return _listed(self.names())
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
+def registered(names: Callable[[], list[str]]) -> Check:
+    """One of the names `names()` returns when checked (a registry's options)."""
+    return (lambda x: x in names()), _Registered(names)

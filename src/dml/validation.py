@@ -30,6 +30,7 @@ from dml.predicates import (
     at_least,
     choice,
     integer_at_least,
+    registered,
 )
 from dml.registry import Check
 from dml.tasks import TASKS, get_task
@@ -39,14 +40,10 @@ from dml.training.optim import OPTIMIZERS
 _ABSENT = object()
 
 
-def _arch(x: Any) -> bool:
-    return x in archs()
-
-
 # key -> (check, what is allowed), for the groups that are not registered families
 RULES: dict[str, Check] = {
     "seed": integer_at_least(0),
-    "task": choice(TASKS),
+    "task": registered(TASKS.names),
     "trainer.epochs": integer_at_least(1),
     "trainer.batch_size": integer_at_least(2),
     "trainer.samples_per_class": (lambda x: x == 0 or at_least(2)(x), "0 or an integer >= 2"),
@@ -54,7 +51,7 @@ RULES: dict[str, Check] = {
     "trainer.max_steps_per_epoch": integer_at_least(0, "0: the whole epoch"),
     "trainer.warmup_epochs": integer_at_least(0),
     "trainer.precision": choice(PRECISIONS),
-    "optimizer.name": choice(OPTIMIZERS),
+    "optimizer.name": registered(OPTIMIZERS.names),
     **{f"optimizer.{key}": check for key, check in OPTIMIZERS.checks.items()},
     "autolr.alpha": POSITIVE,
     "autolr.beta": POSITIVE,
@@ -70,7 +67,7 @@ RULES: dict[str, Check] = {
     "autolr.lr_max": POSITIVE,
     "autolr.mode": choice(MODES),
     "autolr.probe_fraction": UNIT_INTERVAL,
-    "model.arch": (_arch, "a registered architecture (dml.models.units.archs())"),
+    "model.arch": registered(archs),
     "model.embedding_dim": integer_at_least(1),
     "model.last_stride": choice([1, 2]),
     "model.pooling": choice(POOLINGS),

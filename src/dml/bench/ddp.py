@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from dml.bench.gpu import _peak_mib, _reset_peak, parse_args, recipe, run_steps
-from dml.launch import compose_cfg
+from dml.cli import compose_train
 from dml.training import distributed
 
 
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.device = "auto"  # each rank its own GPU (LOCAL_RANK)
     distributed.init_from_env()
-    cfg = compose_cfg([*recipe(args, "bf16"), "lr_policy=constant", *args.overrides])
+    cfg = compose_train([*recipe(args, "bf16"), "lr_policy=constant", *args.overrides])
     with tempfile.TemporaryDirectory() as tmp:
         from dml.run import bare_trainer
 

@@ -32,7 +32,8 @@ from typing import Any
 
 import torch
 
-from dml.launch import ROOT, compose_cfg, run_timed
+from dml.cli import compose_train
+from dml.launch import ROOT, run_timed
 
 SECTIONS = ("step_bf16", "step_fp32", "search", "decode", "e2e", "compile")
 RESULT = "gpu_check_result: "
@@ -85,7 +86,7 @@ def step_section(args: argparse.Namespace, precision: str) -> dict:
     """Model-only and Trainer images/s of one precision, and the peak memory of each."""
     from dml.run import bare_trainer
 
-    cfg = compose_cfg([*recipe(args, precision), "lr_policy=constant", *args.overrides])
+    cfg = compose_train([*recipe(args, precision), "lr_policy=constant", *args.overrides])
     with tempfile.TemporaryDirectory() as tmp, bare_trainer(cfg, Path(tmp)) as trainer:
         device = trainer.p.device
         batch = cfg.trainer.batch_size
@@ -117,7 +118,7 @@ def compile_section(args: argparse.Namespace) -> dict:
     """The model-only bf16 step with the model under torch.compile: compile time, images/s."""
     from dml.run import bare_trainer
 
-    cfg = compose_cfg([*recipe(args, "bf16"), "lr_policy=constant", *args.overrides])
+    cfg = compose_train([*recipe(args, "bf16"), "lr_policy=constant", *args.overrides])
     with tempfile.TemporaryDirectory() as tmp, bare_trainer(cfg, Path(tmp)) as trainer:
         device = trainer.p.device
         plain, _ = model_only_step(trainer)
@@ -419,7 +420,7 @@ def _prepare_data(args: argparse.Namespace) -> None:
     from dml.run import split_data
 
     start = time.perf_counter()
-    split_data(compose_cfg(recipe(args, "fp32")))
+    split_data(compose_train(recipe(args, "fp32")))
     print(f"gpu_check data: synthetic set ready in {time.perf_counter() - start:.1f} s")
 
 

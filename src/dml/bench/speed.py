@@ -43,15 +43,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dml.cli import compose_train
 from dml.launch import (
     QUICK_TWIN,
     ROOT,
-    compose_cfg,
-    prepare_caches,
     run_summary,
     run_train,
     summarise_runs,
 )
+from dml.run import prepare
 
 SECTIONS = ("eval", "train", "autolr")
 EVAL_METHODS = ("ours", "ours_gallery", "gemm", "naive", "pml")
@@ -234,7 +234,7 @@ def bench_train(quick: bool, overrides: list[str], rounds: int | None = None) ->
     """Images/s of the Trainer and of the plain loop on the twin, in alternating rounds."""
     steps = 10 if quick else 30
     rounds = rounds or (3 if quick else 4)
-    cfg = compose_cfg(["lr_policy=constant", *overrides, f"trainer.max_steps_per_epoch={steps}"])
+    cfg = compose_train(["lr_policy=constant", *overrides, f"trainer.max_steps_per_epoch={steps}"])
     with tempfile.TemporaryDirectory() as tmp:
         from dml.run import bare_trainer
 
@@ -305,7 +305,7 @@ def snapshot_cost(trainer, repeat: int = 5) -> dict:
 
 def snapshot_share(overrides: list[str]) -> dict:
     """snapshot_cost against the time of one whole trial, on this twin (without `train`)."""
-    cfg = compose_cfg(["lr_policy=autolr", *overrides])
+    cfg = compose_train(["lr_policy=autolr", *overrides])
     with tempfile.TemporaryDirectory() as tmp:
         from dml.run import bare_trainer
 
@@ -331,8 +331,8 @@ def bench_autolr(
     `share`: the train section's snapshot timing (measured here when it did not run)."""
 
     twin = [*(QUICK_TWIN if quick else []), *overrides]
-    epochs = compose_cfg(twin).trainer.epochs
-    prepare_caches(twin)  # so no run's wall time holds the one-off source pre-training
+    epochs = compose_train(twin).trainer.epochs
+    prepare(compose_train(twin))  # so no run's wall time holds the one-off source pre-training
     per_policy = {}
     for name, args in policy_runs(cheap_mode, epochs, step=not quick).items():
         runs = [

@@ -42,9 +42,7 @@ def augments_on_device(choice: str, cache: str, device: torch.device) -> bool:
             "dataset.augment_on=device needs dataset.cache=ram (the images must be decoded "
             "once to live on the device); set dataset.cache=ram or dataset.augment_on=cpu"
         )
-    if choice == "auto":
-        return cache == "ram" and device.type == "cuda"
-    return choice == "device"
+    return {"cpu": False, "device": True, "auto": cache == "ram" and device.type == "cuda"}[choice]
 
 
 class AugmentPlan:

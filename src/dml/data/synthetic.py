@@ -549,18 +549,24 @@ def _legs(colour: RGB) -> list[Part]:
     return [(_bar((x, 0.18), (x - 0.03, 0.38), 0.035), colour) for x in (-0.06, 0.06)]
 
 
+# tail shape -> its polygons from the tail's anchor (ax, ay)
+TAIL_POLYGONS = {
+    "Fan": lambda ax, ay: [
+        [(ax, ay - 0.05), (ax - 0.34, ay - 0.2), (ax - 0.36, ay + 0.2), (ax, ay + 0.05)]
+    ],
+    "Fork": lambda ax, ay: [
+        [(ax, ay - 0.06), (ax - 0.4, ay - 0.22), (ax - 0.1, ay + 0.02)],
+        [(ax, ay + 0.06), (ax - 0.4, ay + 0.2), (ax - 0.1, ay - 0.02)],
+    ],
+    # one long narrow wedge cocked upwards, like a wren's tail
+    "Spike": lambda ax, ay: [
+        [(ax + 0.02, ay - 0.06), (ax - 0.34, ay - 0.42), (ax - 0.02, ay + 0.08)]
+    ],
+}
+
+
 def _tail(shape: str, colour: RGB, anchor: tuple[float, float]) -> list[Part]:
-    ax, ay = anchor
-    if shape == "Fan":
-        pts = [(ax, ay - 0.05), (ax - 0.34, ay - 0.2), (ax - 0.36, ay + 0.2), (ax, ay + 0.05)]
-        return [(np.array(pts), colour)]
-    if shape == "Fork":
-        upper = [(ax, ay - 0.06), (ax - 0.4, ay - 0.22), (ax - 0.1, ay + 0.02)]
-        lower = [(ax, ay + 0.06), (ax - 0.4, ay + 0.2), (ax - 0.1, ay - 0.02)]
-        return [(np.array(upper), colour), (np.array(lower), colour)]
-    # Spike: one long narrow wedge cocked upwards, like a wren's tail.
-    pts = [(ax + 0.02, ay - 0.06), (ax - 0.34, ay - 0.42), (ax - 0.02, ay + 0.08)]
-    return [(np.array(pts), colour)]
+    return [(np.array(pts), colour) for pts in TAIL_POLYGONS[shape](*anchor)]
 
 
 def _crest(colour: RGB, head: tuple[float, float], radius: float) -> list[Part]:

@@ -158,11 +158,11 @@ def normalise_maps(cam: torch.Tensor) -> torch.Tensor:
 
 def feature_fn(model: nn.Module, feature: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """The run's retrieval feature: 'pooled' = model.pooled, 'embedding' = model itself."""
-    if feature == "pooled":
-        return model.pooled
-    if feature == "embedding":
-        return model
-    raise CamError(f"eval.feature='{feature}': expected 'embedding' or 'pooled'")
+    from dml.evaluation.embed import FEATURES
+
+    if feature not in FEATURES:
+        raise CamError(f"eval.feature='{feature}': expected 'embedding' or 'pooled'")
+    return FEATURES[feature](model)
 
 
 def centroid_members(labels: Sequence[int], picked: Sequence[int], limit: int) -> list[list[int]]:

@@ -19,12 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from dml.cli import quote_numeric_choices
+from dml.cli import compose_train
 from dml.config import with_schema_defaults
 from dml.diagnostics.gamma import gamma_table, measure_gamma, plot_gamma
 from dml.errors import DmlError
@@ -64,12 +63,6 @@ def from_run(run_dir: Path, overrides: list[str], which: str) -> tuple[DictConfi
     return cfg, load_checkpoint(path)
 
 
-def from_overrides(overrides: list[str]) -> DictConfig:
-    """The train config composed as train.py would, without the hydra node."""
-    with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
-        return compose("train", overrides=quote_numeric_choices(overrides))
-
-
 def run(args: argparse.Namespace) -> int:
     """Measure, print and write the table, JSON and PNG."""
     first = Path(args.args[0]) if args.args else None
@@ -80,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         out = args.out or first
         source = f"run {first}, {args.checkpoint} weights"
     else:
-        cfg, state = from_overrides(args.args), None
+        cfg, state = compose_train(args.args), None
         out = args.out or ROOT / "outputs" / "gamma" / time.strftime("%Y-%m-%d_%H-%M-%S")
         source = "pretrained start" + (f" ({' '.join(args.args)})" if args.args else "")
     units = measure_gamma(cfg, state, progress=cfg.logger.progress)

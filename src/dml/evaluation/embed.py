@@ -8,7 +8,8 @@ from torch.utils.data import DataLoader
 
 from dml.models.embedding import EmbeddingNet
 
-FEATURES = ("embedding", "pooled")
+# eval.feature -> the model's function that computes it
+FEATURES = {"embedding": lambda model: model, "pooled": lambda model: model.pooled}
 
 
 @torch.no_grad()
@@ -28,8 +29,8 @@ def compute_embeddings(
     the features as a float32 tensor left on `device` (a GPU search needs no round trip).
     """
     if feature not in FEATURES:
-        raise ValueError(f"feature must be one of {FEATURES}, got {feature!r}")
-    forward = model if feature == "embedding" else model.pooled
+        raise ValueError(f"feature must be one of {tuple(FEATURES)}, got {feature!r}")
+    forward = FEATURES[feature](model)
     was_training = model.training
     model.eval()
     feats = labels = None

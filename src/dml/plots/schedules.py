@@ -22,13 +22,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
 import dml.config  # noqa: F401  (registers the schemas the config groups extend)
+from dml.cli import compose_train
 from dml.errors import DmlError
 from dml.launch import ROOT
 from dml.logging.figures import png_bytes, write_png
@@ -70,16 +69,6 @@ class AutoLRRun:
 
 
 # ------------------------------------------------------------------ schedules
-
-
-def compose_train_cfg(overrides: list[str]) -> DictConfig:
-    """The train config as train.py composes it, with the given overrides."""
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
-            return compose(config_name="train", overrides=overrides)
-    finally:
-        GlobalHydra.instance().clear()
 
 
 def drive_schedule(cfg: DictConfig, steps_per_epoch: int = STEPS_PER_EPOCH) -> Curve:
@@ -144,7 +133,7 @@ def schedule_curves(
     }
     curves = {}
     for name in SCHEDULES:
-        cfg = compose_train_cfg([f"lr_policy={name}", *common, *extra[name]])
+        cfg = compose_train([f"lr_policy={name}", *common, *extra[name]])
         curve = drive_schedule(cfg, steps_per_epoch)
         curve.label = labels[name]
         curves[name] = curve

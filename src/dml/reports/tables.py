@@ -115,37 +115,48 @@ def table4_key(cfg: dict[str, Any]) -> tuple[str, dict, float | None, float | No
     policy = cfg.get("lr_policy.name")
     l_max = cfg.get("lr_policy.l_max", cfg.get("optimizer.lr"))
     l_min = cfg.get("lr_policy.l_min")
+    if policy not in TABLE4_CELLS:
+        return f"lr_policy {policy} (Table 4: {', '.join(TABLE4_CELLS)})"
+    return TABLE4_CELLS[policy](cfg, l_max, l_min)
+
+
+def _step_cell(cfg: dict[str, Any], l_max, l_min) -> tuple | str:
     epochs = int(cfg.get("trainer.epochs") or 0)
-    if policy == "step":
-        drop, every = cfg.get("lr_policy.drop_epoch"), int(cfg.get("lr_policy.every") or 0)
-        if every:
-            # a periodic step that drops exactly once within the run is the paper's step
-            if not every < epochs <= 2 * every:
-                return f"periodic step every {every} of {epochs} epochs (Table 4: one drop)"
-            drop = every
-        if drop is None or epochs <= 0:
-            return "step run without lr_policy.drop_epoch or trainer.epochs"
-        params = {"t_d": paper_drop_epoch(int(drop), epochs), "gamma": cfg.get("lr_policy.gamma")}
-        return "step", params, l_max, None
-    if policy == "cyclic":
-        return "cyclic", {"cycles": cfg.get("lr_policy.cycles")}, l_max, l_min
-    if policy == "sgdr":
-        return "sgdr", {"n_reset": cfg.get("lr_policy.resets")}, l_max, l_min
-    if policy == "autolr":
-        params = {"alpha": cfg.get("autolr.alpha"), "beta": cfg.get("autolr.beta")}
-        return "autolr", params, l_max, None
-    return f"lr_policy {policy} (Table 4: step, cyclic, sgdr, autolr)"
+    drop, every = cfg.get("lr_policy.drop_epoch"), int(cfg.get("lr_policy.every") or 0)
+    if every:
+        # a periodic step that drops exactly once within the run is the paper's step
+        if not every < epochs <= 2 * every:
+            return f"periodic step every {every} of {epochs} epochs (Table 4: one drop)"
+        drop = every
+    if drop is None or epochs <= 0:
+        return "step run without lr_policy.drop_epoch or trainer.epochs"
+    params = {"t_d": paper_drop_epoch(int(drop), epochs), "gamma": cfg.get("lr_policy.gamma")}
+    return "step", params, l_max, None
+
+
+# lr_policy.name -> (policy, its Table 4 parameters, l_max, l_min) of a run's config
+TABLE4_CELLS: dict[str, Callable[..., tuple | str]] = {
+    "step": _step_cell,
+    "cyclic": lambda cfg, hi, lo: ("cyclic", {"cycles": cfg.get("lr_policy.cycles")}, hi, lo),
+    "sgdr": lambda cfg, hi, lo: ("sgdr", {"n_reset": cfg.get("lr_policy.resets")}, hi, lo),
+    "autolr": lambda cfg, hi, lo: (
+        "autolr",
+        {"alpha": cfg.get("autolr.alpha"), "beta": cfg.get("autolr.beta")},
+        hi,
+        None,
+    ),
+}
+# policy -> its Table 4 hyper-parameter column
+HYPER4 = {
+    "step": lambda p: f"t_d: {p['t_d']}, γ: {p['gamma']:g}",
+    "cyclic": lambda p: f"cycle: {p['cycles']}",
+    "sgdr": lambda p: f"n_reset: {p['n_reset']}",
+    "autolr": lambda p: f"α: {p['alpha']:g}, β: {p['beta']:g}",
+}
 
 
 def _hyper4(key: tuple) -> str:
-    policy, params = key[0], dict(key[1])
-    if policy == "step":
-        return f"t_d: {params['t_d']}, γ: {params['gamma']:g}"
-    if policy == "cyclic":
-        return f"cycle: {params['cycles']}"
-    if policy == "sgdr":
-        return f"n_reset: {params['n_reset']}"
-    return f"α: {params['alpha']:g}, β: {params['beta']:g}"
+    return HYPER4[key[0]](dict(key[1]))
 
 
 def table4_layout() -> Layout:

@@ -25,8 +25,10 @@ import json
 import statistics
 from pathlib import Path
 
-from dml.launch import ROOT, compose_cfg, prepare_caches, run_summary, run_train
+from dml.cli import compose_train
+from dml.launch import ROOT, run_summary, run_train
 from dml.launch import summarise_runs as summarise
+from dml.run import prepare
 
 ARMS = ("constant", "autolr", "autolr_keep_momentum", "replay", "constant_reset")
 
@@ -57,8 +59,8 @@ def arm_overrides(arm: str, epochs: int, out: Path, seed: int) -> list[str]:
 
 def compare(seeds: int, out: Path, overrides: list[str]) -> dict:
     """Every arm's runs (autolr before replay, which reads it) and their summaries."""
-    epochs = compose_cfg(overrides).trainer.epochs
-    prepare_caches(overrides)
+    epochs = compose_train(overrides).trainer.epochs
+    prepare(compose_train(overrides))
     results: dict[str, list[dict]] = {arm: [] for arm in ARMS}
     for arm in ARMS:  # "autolr" comes before "replay"
         for seed in range(seeds):

@@ -21,8 +21,10 @@ import argparse
 import json
 from pathlib import Path
 
-from dml.launch import QUICK_TWIN, ROOT, compose_cfg, prepare_caches, run_summary, run_train
+from dml.cli import compose_train
+from dml.launch import QUICK_TWIN, ROOT, run_summary, run_train
 from dml.launch import summarise_runs as summarise
+from dml.run import prepare
 
 METHODS = (
     "constant",
@@ -94,8 +96,8 @@ def _run(name: str, args: list[str], out: Path) -> dict:
 def compare_backbone(backbone: str, args: argparse.Namespace, twin: list[str]) -> dict:
     """Every method's seeds on one backbone, llrd's decay chosen first."""
     base = [f"model={backbone}", *twin, "eval.selection=val"]
-    epochs = compose_cfg(base).trainer.epochs
-    prepare_caches(base)  # so no run's wall time holds the one-off source pre-training
+    epochs = compose_train(base).trainer.epochs
+    prepare(compose_train(base))  # so no run's wall time holds the one-off source pre-training
     out = args.out / backbone
     decay, decay_val = None, {}
     if "llrd" in args.methods:

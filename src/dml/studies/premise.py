@@ -35,7 +35,9 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from dml.autolr.rules import initial_targets
+from dml.cli import compose_train
 from dml.errors import InfeasibleError
+from dml.run import prepare
 
 # (op, bound): ">=" / "<=" a number, or "between" (low, high)
 TARGETS: dict[str, tuple[str, float | tuple[float, float]]] = {
@@ -216,7 +218,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Measure, judge, write the JSON, print the metrics and the verdict line."""
     from dml.errors import DmlError
-    from dml.launch import ROOT, compose_cfg, prepare_caches, run_many
+    from dml.launch import ROOT, run_many
 
     args = parse_args(argv)
     out = (args.out or ROOT / "outputs" / "premise" / time.strftime("%Y-%m-%d_%H-%M-%S")).resolve()
@@ -224,10 +226,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # as the runs: every training class trains (no val hold-out), the last epoch is read
         base = [*args.overrides, "lr_policy=autolr", "eval.selection=test"]
-        cfg = compose_cfg(base)
+        cfg = compose_train(base)
         units = kept_units(cfg)
-        prepare_caches(base)  # the data and a pretrained source, made once
-        v0s = [measure_v0(compose_cfg([*base, f"seed={s}"])) for s in range(args.seeds)]
+        prepare(compose_train(base))  # the data and a pretrained source, made once
+        v0s = [measure_v0(compose_train([*base, f"seed={s}"])) for s in range(args.seeds)]
     except (DmlError, HydraException, OmegaConfBaseException) as exc:
         print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1

@@ -44,8 +44,10 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from dml.autolr.rules import sorting_score
+from dml.cli import compose_train
 from dml.errors import DmlError
-from dml.launch import ROOT, compose_cfg, prepare_caches, results_status, run_many
+from dml.launch import ROOT, results_status, run_many
+from dml.run import prepare
 from dml.studies import premise
 
 POLICIES = ("constant", "step", "autolr")
@@ -131,7 +133,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def twin_shape(overrides: list[str]) -> tuple[int, int]:
     """(units in play after pruning, epochs) of the twin with these overrides."""
-    cfg = compose_cfg(overrides)
+    cfg = compose_train(overrides)
     return premise.kept_units(cfg), cfg.trainer.epochs
 
 
@@ -271,10 +273,12 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     try:
         units, epochs = twin_shape(overrides)
-        cfg = compose_cfg(overrides)
+        cfg = compose_train(overrides)
         runs = plan_runs(args.seeds, units, epochs, scale)
         if any(results_status(out / name / "results.json") != "completed" for name in runs):
-            prepare_caches(overrides)  # the data and the source model, once, before the runs
+            prepare(
+                compose_train(overrides)
+            )  # the data and the source model, once, before the runs
     except (HydraException, OmegaConfBaseException) as exc:
         print(f"error: bad override: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1

@@ -27,11 +27,12 @@ class Task:
     check: Callable[[object], None] = lambda cfg: None  # requirements on the other groups
     searches: bool = False  # scored by a nearest-neighbour search: eval.ks must fit the split
     val_classes: str = "classes"  # what the val split's classes are, for the start-up line
+    data: str | None = None  # the kind of split it reads from a dataset (default: its name)
 
     def split(self, dataset_cfg, eval_cfg) -> tuple[RetrievalData, Split | None]:
         """The dataset's splits for this task; with eval.selection=val, part of the training
         split held out as val."""
-        data = load_data(dataset_cfg, self.name)
+        data = load_data(dataset_cfg, self.data or self.name)
         if eval_cfg.selection != "val":
             return data, None
         train, val = self.holdout(data.train, eval_cfg)
