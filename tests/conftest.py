@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -13,7 +17,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchvision.models.resnet import BasicBlock
 
 import dml.config  # noqa: F401  (registers the schemas)
-from dml.cli import compose_train
+from dml.cli import compose_train, prepare_argv, run_cli
 from dml.data.sampler import EpochBatchSampler
 from dml.logging import ScalarLogger
 from dml.losses import SoftmaxLoss
@@ -111,3 +115,73 @@ def trainer_over(
         save_checkpoints=False,
         **options,
     )
+
+
+# -- train.py as a user types it, in this process ------------------------------------------
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class CliResult:
+    """What `python train.py ...` printed and returned."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def __iter__(self):
+        return iter((self.returncode, self.stdout, self.stderr))
+
+
+def _train_main():
+    """train.py's @hydra.main function."""
+    spec = importlib.util.spec_from_file_location("train_entry", ROOT / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # Hydra finds configs/ next to the file only for a script run as __main__
+    module.main.__wrapped__.__module__ = "__main__"
+    return module.main
+
+
+def _interpreter_warnings() -> None:
+    """Warnings as a fresh interpreter shows them: on stderr through warnings.formatwarning
+    (pytest would record them instead), with Python's default filters."""
+    warnings.resetwarnings()
+    warnings.simplefilter("default")
+    for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+        warnings.simplefilter("ignore", category)
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    warnings.showwarning = show
+
+
+@pytest.fixture
+def train_cli(monkeypatch, capsys):
+    """`python train.py *args` run in this process, through prepare_argv, Hydra and run_cli:
+    the real entry point without the interpreter's start-up (5 s a run on this machine)."""
+
+    # run_cli sets both for the process; they go back after the test
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)
+    monkeypatch.setattr(sys, "argv", sys.argv)
+
+    def call(*args: str) -> CliResult:
+        capsys.readouterr()  # what earlier calls printed is theirs
+        GlobalHydra.instance().clear()
+        monkeypatch.chdir(ROOT)
+        monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+        code = 0
+        with warnings.catch_warnings():
+            _interpreter_warnings()
+            try:
+                sys.argv = prepare_argv(["train.py", *args])
+                run_cli(_train_main())
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            finally:
+                GlobalHydra.instance().clear()
+        out = capsys.readouterr()
+        return CliResult(code, out.out, out.err)
+
+    return call

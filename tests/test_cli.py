@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from dml.cli import prepare_argv, quote_numeric_choices, run_cli, settle_pruning
+from dml.cli import prepare_argv, quote_numeric_choices, settle_pruning
 from dml.config import unique_dir
 from tests.conftest import TINY_OVERRIDES
 
@@ -53,36 +50,7 @@ def test_worker_wrapped_error_is_reduced_to_its_line():
     assert one_line(DmlError("plain message")) == "plain message"
 
 
-# --- train.py as a user types it, run in this process (Hydra's main reads sys.argv) ----------
-
-ROOT = Path(__file__).resolve().parents[1]
-TRAIN = ROOT / "train.py"
-
-
-def train_main():
-    """train.py's @hydra.main function."""
-    spec = importlib.util.spec_from_file_location("train_entry", TRAIN)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    # Hydra finds configs/ next to the file only for a script run as __main__
-    module.main.__wrapped__.__module__ = "__main__"
-    return module.main
-
-
-def cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr) of `python train.py *args`, through prepare_argv and run_cli."""
-    GlobalHydra.instance().clear()
-    monkeypatch.chdir(ROOT)  # Hydra finds configs/ relative to train.py either way
-    code = 0
-    try:
-        monkeypatch.setattr(sys, "argv", prepare_argv(["train.py", *args]))
-        run_cli(train_main())
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        GlobalHydra.instance().clear()
-    out = capsys.readouterr()
-    return code, out.out, out.err
+# --- train.py as a user types it, run in this process (the train_cli fixture) ----------
 
 
 @pytest.mark.parametrize(
@@ -115,20 +83,20 @@ def cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
         (["-m", "resume=/tmp/x"], "error: resume=<run dir> continues one run; drop -m/--multirun"),
     ],
 )
-def test_hydra_errors_are_one_line_without_traceback(monkeypatch, capsys, args, line):
+def test_hydra_errors_are_one_line_without_traceback(train_cli, args, line):
     """Catches Hydra's multi-line report (option lists, search path, HYDRA_FULL_ERROR hint) or a
     traceback reaching the user, a zero exit, and schema names (base_*) offered as choices."""
-    code, _, err = cli(monkeypatch, capsys, *args)
+    code, _, err = train_cli(*args)
     assert code == 1
     assert err.strip() == line
 
 
-def test_a_missing_optional_plugin_says_how_to_install_it(monkeypatch, capsys):
+def test_a_missing_optional_plugin_says_how_to_install_it(train_cli):
     """Catches `-m experiment=figure1_optuna` without hydra-optuna-sweeper ending in 'no such
     option' (which reads as a typo) instead of naming the extra that provides it."""
     if importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is not None:
         pytest.skip("hydra-optuna-sweeper is installed here")
-    code, _, err = cli(monkeypatch, capsys, "-m", "experiment=figure1_optuna")
+    code, _, err = train_cli("-m", "experiment=figure1_optuna")
     assert code == 1
     assert err.strip() == (
         "error: hydra/sweeper=optuna needs an optional Hydra plugin that is not installed; "
@@ -136,14 +104,14 @@ def test_a_missing_optional_plugin_says_how_to_install_it(monkeypatch, capsys):
     )
 
 
-def test_a_two_job_multirun_in_one_process_leaves_no_live_child(monkeypatch, capsys, tmp_path):
+def test_a_two_job_multirun_in_one_process_leaves_no_live_child(train_cli, tmp_path):
     """Bug: Hydra's multirun runs every job in one process; a job that leaves its persistent
     loader workers alive keeps them until the whole sweep ends (and on a GPU, well after)."""
     import multiprocessing
 
     args = [*TINY_OVERRIDES, f"data_dir={tmp_path / 'data'}", "dataset.num_workers=2"]
     args += ["lr_policy=constant", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
-    code, out, _ = cli(monkeypatch, capsys, "-m", *args, "seed=0,1")
+    code, out, _ = train_cli("-m", *args, "seed=0,1")
     assert code == 0
     for job in ("0", "1"):
         saved = json.loads((tmp_path / "sweep" / job / "results.json").read_text())
@@ -152,23 +120,23 @@ def test_a_two_job_multirun_in_one_process_leaves_no_live_child(monkeypatch, cap
     assert multiprocessing.active_children() == []
 
 
-def test_unwritable_run_folder_is_one_line(monkeypatch, capsys, tmp_path):
+def test_unwritable_run_folder_is_one_line(train_cli, tmp_path):
     """Catches an OSError traceback when the run folder cannot be made (its parent is a file)."""
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    code, _, err = cli(monkeypatch, capsys, f"hydra.run.dir={blocker / 'run'}")
+    code, _, err = train_cli(f"hydra.run.dir={blocker / 'run'}")
     assert code == 1 and "Traceback" not in err
     assert err.strip().startswith("error: ") and len(err.strip().splitlines()) == 1
     assert str(blocker / "run") in err and blocker.read_text() == "not a folder"
 
 
-def test_runs_started_in_the_same_second_get_their_own_folders(monkeypatch, capsys, tmp_path):
+def test_runs_started_in_the_same_second_get_their_own_folders(train_cli, tmp_path):
     """Catches two runs sharing one timestamped folder (the second refused, or both writing in
     it): unique_dir claims `same`, then `same_1`."""
     same = tmp_path / "same"
     args = ["dataset=cub200", "dataset.root=/nonexistent", "model.pretrained=none"]
     for _ in range(2):
-        code, _, err = cli(monkeypatch, capsys, *args, f"hydra.run.dir=${{unique_dir:{same}}}")
+        code, _, err = train_cli(*args, f"hydra.run.dir=${{unique_dir:{same}}}")
         assert code == 1 and "does not exist" in err  # each run fails fast, in its own folder
     for folder in (same, tmp_path / "same_1"):
         saved = json.loads((folder / "results.json").read_text())

@@ -10,19 +10,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import TINY_OVERRIDES
+
 ROOT = Path(__file__).resolve().parents[1]
-TINY = [
-    "model.pretrained=none",
-    "dataset.image_size=32",
-    "dataset.resize_size=32",
-    "dataset.generated_size=32",
+# the one tiny preset (tests.conftest.TINY_OVERRIDES: 6 classes of 6 images at 32 px, one
+# epoch, no pre-training); a val split needs more training classes: VAL below
+TINY = TINY_OVERRIDES
+VAL = [
     "dataset.num_classes=8",
-    "dataset.images_per_class=6",
-    "trainer.batch_size=12",
-    "eval.ks=[1,2]",
+    "eval.selection=val",
     "eval.val_classes=0.5",  # 4 training classes: 2 train, 2 held out for val
     "trainer.samples_per_class=6",  # a batch of 12 holds both training classes, 6 images each
-    "logger.progress=false",
 ]
 
 # synthetic source pre-training shrunk to one epoch over 4 classes of 4 images
@@ -34,26 +32,30 @@ TINY_PRETRAIN = [
 ]
 
 
-def train(tmp_path: Path, *overrides: str, multirun: bool = False, tiny: bool = True):
-    data = tmp_path.parent / "shared-data"  # reuse the generated set across tests
-    args = [
-        sys.executable,
-        "train.py",
-        *(["-m"] if multirun else []),
-        *(TINY if tiny else []),
-        f"data_dir={data}",
-        f"hydra.run.dir={tmp_path / 'run'}",
-        f"hydra.sweep.dir={tmp_path / 'sweep'}",
-        *overrides,
-    ]
-    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+@pytest.fixture
+def train(train_cli, tmp_path_factory):
+    """`python train.py` (in this process, through the real entry point) into tmp_path/run,
+    or tmp_path/sweep for a multirun; the generated data is shared across the tests."""
+    data = tmp_path_factory.getbasetemp() / "shared-data"
+
+    def call(tmp_path: Path, *overrides: str, multirun: bool = False, tiny: bool = True):
+        return train_cli(
+            *(["-m"] if multirun else []),
+            *(TINY if tiny else []),
+            f"data_dir={data}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+            *overrides,
+        )
+
+    return call
 
 
 def results(run_dir: Path) -> dict:
     return json.loads((run_dir / "results.json").read_text())
 
 
-def test_complete_run_writes_results_events_and_checkpoint(tmp_path):
+def test_complete_run_writes_results_events_and_checkpoint(train, tmp_path):
     proc = train(tmp_path, "lr_policy=constant", "trainer.epochs=2")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "before fine-tuning" in proc.stdout and "after fine-tuning" in proc.stdout
@@ -88,7 +90,7 @@ def test_a_run_with_loader_workers_exits_within_5_s_of_its_run_dir_line(tmp_path
     assert time.monotonic() - printed < 5
 
 
-def test_autolr_run_reports_trials(tmp_path):
+def test_autolr_run_reports_trials(train, tmp_path):
     proc = train(tmp_path, "trainer.epochs=2", "autolr.alpha=0.5", "autolr.beta=1.0")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "[autolr] epoch 0 trial 0: score" in proc.stdout
@@ -98,7 +100,7 @@ def test_autolr_run_reports_trials(tmp_path):
     assert len(section["epochs"]) == 2 and len(section["trials"]) >= 2
 
 
-def test_missing_dataset_root_is_one_line(tmp_path):
+def test_missing_dataset_root_is_one_line(train, tmp_path):
     proc = train(tmp_path, "dataset=cub200", "dataset.root=/nonexistent", tiny=False)
     assert proc.returncode != 0
     err = proc.stderr.strip().splitlines()
@@ -106,7 +108,7 @@ def test_missing_dataset_root_is_one_line(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-def test_infeasible_alpha_beta_stops_with_both_bounds(tmp_path):
+def test_infeasible_alpha_beta_stops_with_both_bounds(train, tmp_path):
     # variations fall with depth, so the default threshold rejects the first trial and the
     # (infeasible) targets are needed
     proc = train(tmp_path, "autolr.alpha=50", "autolr.beta=0.01")
@@ -118,7 +120,7 @@ def test_infeasible_alpha_beta_stops_with_both_bounds(tmp_path):
     assert res["status"] == "infeasible" and len(res["history"]) == 0
 
 
-def test_multirun_goes_on_after_infeasible_job(tmp_path):
+def test_multirun_goes_on_after_infeasible_job(train, tmp_path):
     proc = train(
         tmp_path,
         "autolr.alpha=50,0.001",
@@ -135,7 +137,7 @@ def test_multirun_goes_on_after_infeasible_job(tmp_path):
     assert statuses == ["infeasible", "completed"]
 
 
-def test_existing_run_dir_is_not_overwritten(tmp_path):
+def test_existing_run_dir_is_not_overwritten(train, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "results.json").write_text('{"status": "completed"}')
@@ -145,13 +147,13 @@ def test_existing_run_dir_is_not_overwritten(tmp_path):
 
 
 @pytest.mark.parametrize("override", ["loss=triplet", "loss=softmax"])
-def test_other_losses_train(tmp_path, override):
+def test_other_losses_train(train, tmp_path, override):
     proc = train(tmp_path, override, "lr_policy=sgdr", "trainer.samples_per_class=6")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert results(tmp_path / "run")["status"] == "completed"
 
 
-def test_results_independent_of_workers_and_initial_independent_of_head(tmp_path):
+def test_results_independent_of_workers_and_initial_independent_of_head(train, tmp_path):
     # Bugs caught: augmentation drawn per worker (num_workers changes the numbers), and a
     # "before" row measured through the randomly initialised head (it would move with seed).
     import torch
@@ -181,7 +183,7 @@ def test_results_independent_of_workers_and_initial_independent_of_head(tmp_path
     assert runs["s1"]["history"][0]["loss"] != runs["w0"]["history"][0]["loss"]
 
 
-def test_frozen_groups_keep_their_weights(tmp_path):
+def test_frozen_groups_keep_their_weights(train, tmp_path):
     # Bug caught: trainer.freeze accepted but ignored (weight decay or momentum still moving
     # the frozen weights), or freezing more than was named.
     import torch
@@ -191,7 +193,7 @@ def test_frozen_groups_keep_their_weights(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     after = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=False)["model"]
-    from dml.run import build_model
+    from dml.run import model_for as build_model
     from tests.conftest import compose_cfg
 
     cfg = compose_cfg([*TINY, "seed=3"])
@@ -206,9 +208,9 @@ def test_frozen_groups_keep_their_weights(tmp_path):
     )
 
 
-def test_val_protocol_selects_by_val_and_records_lrs(tmp_path):
+def test_val_protocol_selects_by_val_and_records_lrs(train, tmp_path):
     """Catches selection by test R@1 under eval.selection=val, and history rows without LRs."""
-    proc = train(tmp_path, "lr_policy=constant", "trainer.epochs=3")
+    proc = train(tmp_path, *VAL, "lr_policy=constant", "trainer.epochs=3")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "2 held-out classes" in proc.stdout and "chosen by val R@1" in proc.stdout
     res = results(tmp_path / "run")
@@ -224,7 +226,7 @@ def test_val_protocol_selects_by_val_and_records_lrs(tmp_path):
     assert res["history"][-1]["lr"]["loss"] == pytest.approx(1e-1)
 
 
-def cub_run(tmp_path: Path, classes: list[int], *overrides: str):
+def cub_run(train, tmp_path: Path, classes: list[int], *overrides: str):
     """train.py on a tiny CUB-format folder of 40-px images (4 per class), test protocol."""
     from tests.data.fixtures import write_cub_fixture
 
@@ -246,10 +248,10 @@ def cub_run(tmp_path: Path, classes: list[int], *overrides: str):
     )
 
 
-def test_cub_small_images_evaluate_the_whole_object(tmp_path):
+def test_cub_small_images_evaluate_the_whole_object(train, tmp_path):
     """Catches dataset.image_size=32 on CUB keeping resize 256 (a 32-px sliver of the bird)."""
     proc = cub_run(
-        tmp_path, [1, 2, 3, 101, 102, 103], "model.pretrained=none", "trainer.batch_size=6"
+        train, tmp_path, [1, 2, 3, 101, 102, 103], "model.pretrained=none", "trainer.batch_size=6"
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     # round(32 * 256 / 224) = 37: the crop keeps 32/37 of the shorter side
@@ -275,9 +277,9 @@ def test_objective_is_the_selected_epochs_r1(tmp_path):
     assert math.isnan(objective(tmp_path / "missing"))
 
 
-def test_synthetic_pretraining_serves_a_real_dataset(tmp_path):
+def test_synthetic_pretraining_serves_a_real_dataset(train, tmp_path):
     """Catches `model.pretrained=synthetic` (the default) failing on CUB, or silently random."""
-    proc = cub_run(tmp_path, [1, 2, 101, 102], *TINY_PRETRAIN, "trainer.batch_size=4")
+    proc = cub_run(train, tmp_path, [1, 2, 101, 102], *TINY_PRETRAIN, "trainer.batch_size=4")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "pre-trained on the synthetic source set" in proc.stdout
     # the partial dataset's warning is one line, without the file, line and source of Python's
@@ -286,10 +288,10 @@ def test_synthetic_pretraining_serves_a_real_dataset(tmp_path):
     assert len(list(cache.glob("resnet18_img32_gen64_c4_*"))) == 1
 
 
-def test_quickstart_path_at_tiny_size(tmp_path):
+def test_quickstart_path_at_tiny_size(train, tmp_path):
     """Catches the default path (synthetic pre-training on first use, then AutoLR with the
     default alpha/beta) breaking anywhere: what `python train.py` runs, shrunk to seconds."""
-    proc = train(tmp_path, "model.pretrained=synthetic", *TINY_PRETRAIN, "trainer.epochs=2")
+    proc = train(tmp_path, *VAL, "model.pretrained=synthetic", *TINY_PRETRAIN, "trainer.epochs=2")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "pre-training resnet18 on synthetic source classes" in proc.stdout
     res = results(tmp_path / "run")
@@ -298,7 +300,7 @@ def test_quickstart_path_at_tiny_size(tmp_path):
     assert res["selection"]["protocol"] == "val"
 
 
-def test_pretrain_batch_larger_than_source_is_one_line(tmp_path):
+def test_pretrain_batch_larger_than_source_is_one_line(train, tmp_path):
     """Catches a division by zero (no full batch) instead of a one-line error on bad input."""
     proc = train(
         tmp_path,
@@ -328,7 +330,7 @@ def test_pretrain_batch_larger_than_source_is_one_line(tmp_path):
         ),
     ],
 )
-def test_bad_eval_choice_is_one_line_before_any_work(tmp_path, override, message):
+def test_bad_eval_choice_is_one_line_before_any_work(train, tmp_path, override, message):
     """Catches a misspelt protocol or feature silently meaning the default, or a traceback."""
     proc = train(tmp_path, override)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
@@ -360,7 +362,7 @@ CLASSIFY = [
 ]
 
 
-def test_classification_run_beats_chance_and_logs_top1(tmp_path):
+def test_classification_run_beats_chance_and_logs_top1(train, tmp_path):
     """Bug: task=classification scoring test labels with another class order than the
     classifier's, reporting Recall@K, or not logging eval/top1. Chance is 25% (4 classes);
     the test asks for 25 points above it (this machine: 70% at epoch 4)."""
@@ -381,7 +383,7 @@ def test_classification_run_beats_chance_and_logs_top1(tmp_path):
     assert logged == [round(h["top1"], 6) for h in res["history"]]
 
 
-def fixture_run(tmp_path: Path, dataset: str, root: Path, *overrides: str):
+def fixture_run(train, tmp_path: Path, dataset: str, root: Path, *overrides: str):
     """train.py for one epoch on a tiny fixture folder in the dataset's real format."""
     return train(
         tmp_path,
@@ -401,7 +403,7 @@ def fixture_run(tmp_path: Path, dataset: str, root: Path, *overrides: str):
     )
 
 
-def test_sop_fixture_trains_and_reports_its_recall_at_10(tmp_path):
+def test_sop_fixture_trains_and_reports_its_recall_at_10(train, tmp_path):
     """Catches dataset=sop failing end to end (loader, sampler over classes of 2-6 images,
     evaluation) or its Recall@K not following the dataset's ks (R@10 missing)."""
     from tests.data.fixtures import make_sop
@@ -409,7 +411,7 @@ def test_sop_fixture_trains_and_reports_its_recall_at_10(tmp_path):
     root = tmp_path / "Stanford_Online_Products"
     make_sop(root)  # 6 train classes (22 images), 6 test classes (23 images)
     # SOP's own ks (1, 10, 100, 1000) need 1001 test images: keep those 23 allow
-    proc = fixture_run(tmp_path, "sop", root, "eval.ks=[1,10]")
+    proc = fixture_run(train, tmp_path, "sop", root, "eval.ks=[1,10]")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "22 train images (6 classes), 23 test images (6 classes)" in proc.stdout
     final = results(tmp_path / "run")["metrics"]["final"]
@@ -417,7 +419,7 @@ def test_sop_fixture_trains_and_reports_its_recall_at_10(tmp_path):
     assert 0.0 <= final["R@1"] <= final["R@10"] <= 1.0
 
 
-def test_inshop_queries_are_searched_against_the_gallery(tmp_path):
+def test_inshop_queries_are_searched_against_the_gallery(train, tmp_path):
     """Catches In-Shop queries searched against each other (self excluded) instead of the
     gallery, or query and gallery labels mapped apart: each test item has one query, and its
     first gallery image is a copy of it, so every query's nearest gallery image is its own
@@ -434,7 +436,7 @@ def test_inshop_queries_are_searched_against_the_gallery(tmp_path):
         first_gallery.setdefault(item, name)
     for name, item in records["query"]:
         shutil.copyfile(root / "Img" / name, root / "Img" / first_gallery[item])
-    proc = fixture_run(tmp_path, "inshop", root, "eval.ks=[1,2]")
+    proc = fixture_run(train, tmp_path, "inshop", root, "eval.ks=[1,2]")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "6 test queries (6 classes) against 12 gallery images" in proc.stdout
     metrics = results(tmp_path / "run")["metrics"]

@@ -482,6 +482,3 @@ def _print_summary(results: dict, run_dir: Path) -> None:
         f"\nrun dir: {run_dir}  (results.json, tb/, checkpoints/)  "
         f"wall time {results['wall_time_s']:.0f} s"
     )
-
-
-build_model = model_for  # the name scripts use until they move to model_for

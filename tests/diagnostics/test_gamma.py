@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dml.diagnostics.gamma import TwoPassProbe, gamma, gamma_table, measure_gamma
+from dml.run import build_parts
 from tests.conftest import TINY_OVERRIDES, compose_cfg
 
 # main-path conv weights of ResNet-18's blocks 1-7 (conv1 + conv2, 3x3), worked out by hand:
@@ -22,7 +23,8 @@ def test_accumulated_steps_add_up_to_the_weight_change(cfg):
     """Bug: a step's direction divided by another group's LR, steps missed by the hooks, or the
     norm taken over other weights than the variation's. Independent check: Eq. 5 says
     ‖∇L_acc‖ · η = ‖W_end - W_start‖ = v · n_k, with n_k counted by hand."""
-    units = measure_gamma(cfg, progress=False)
+    with build_parts(cfg) as parts:
+        units = measure_gamma(parts, cfg.autolr, cfg.optimizer.lr, progress=False)
     assert [u["unit"] for u in units] == list(range(1, 8))
     for u, n in zip(units, MAIN_PATH):
         assert u["eta"] == pytest.approx(3e-3)  # the twin's single LR (optimizer=sgd_twin)
@@ -39,7 +41,8 @@ def test_same_lrs_twice_give_gamma_exactly_one(cfg, monkeypatch):
     momentum (or not starting from the snapshot): with the update switched off both passes
     must move every unit by exactly the same accumulated gradient."""
     monkeypatch.setattr(TwoPassProbe, "update", lambda self, epoch, v, active: None)
-    units = measure_gamma(cfg, progress=False)
+    with build_parts(cfg) as parts:
+        units = measure_gamma(parts, cfg.autolr, cfg.optimizer.lr, progress=False)
     assert [u["eta_tilde"] for u in units] == [u["eta"] for u in units]
     assert [u["gamma"] for u in units] == [1.0] * 7
 

@@ -29,13 +29,13 @@ import textwrap
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
 
 from dml.autolr.variation import weight_variation
 from dml.logging import ScalarLogger
 from dml.paper import rows
 from dml.policies.autolr import AutoLRPolicy
 from dml.policies.base import PolicyContext
+from dml.training.loop import Trainer, TrainerParts
 
 
 class TwoPassProbe(AutoLRPolicy):
@@ -88,27 +88,35 @@ class TwoPassProbe(AutoLRPolicy):
         return False
 
 
-def measure_gamma(cfg: DictConfig, state: dict | None = None, progress: bool = True) -> list[dict]:
+def measure_gamma(
+    parts,
+    autolr_cfg,
+    unit_lr: float,
+    state: dict | None = None,
+    progress: bool = True,
+    max_steps: int = 0,
+) -> list[dict]:
     """Per unit: eta, eta_tilde, grad_norm, grad_norm_tilde, gamma, variation(_tilde).
 
-    state: a checkpoint ({"model", "loss"}) to start from; None: the config's pretrained start.
+    parts: a run's built parts (dml.run.build_parts: model, loss, optimizer, loaders);
+    state: a checkpoint ({"model", "loss"}) to start from, None: the parts as built.
     """
-    from dml.run import build_parts  # the run module builds what the trainer drives
-
-    with build_parts(cfg, pretrained=state is None) as parts:
-        return _measure(cfg, parts, state, progress)
-
-
-def _measure(cfg: DictConfig, parts, state: dict | None, progress: bool) -> list[dict]:
     if state is not None:
         parts.model.load_state_dict(state["model"])
         parts.loss.load_state_dict(state["loss"])
-    from dml.run import make_trainer
-
-    probe = TwoPassProbe(cfg.autolr, cfg.optimizer.lr)
-    logger = ScalarLogger(Path("."), enabled=False)
-    trainer = make_trainer(
-        cfg, parts, probe, Path("."), logger, epochs=1, progress=progress, save_checkpoints=False
+    probe = TwoPassProbe(autolr_cfg, unit_lr)
+    p = parts
+    trainer = Trainer(
+        TrainerParts(
+            p.model, p.loss, p.optimizer, p.infos, probe, p.train_loader, p.sampler, p.device
+        ),
+        epochs=1,
+        logger=ScalarLogger(Path("."), enabled=False),
+        evaluate=lambda epoch: {},
+        run_dir=Path("."),
+        max_steps=max_steps,
+        progress=progress,
+        save_checkpoints=False,
     )
     trainer.fit()
     single, tuned = probe.passes

@@ -29,6 +29,7 @@ from dml.diagnostics.gamma import gamma_table, measure_gamma, plot_gamma
 from dml.errors import DmlError
 from dml.launch import ROOT
 from dml.logging import RESULTS_FILE
+from dml.run import build_parts
 from dml.training.checkpoint import load_checkpoint
 
 OUTPUT = ("gamma_ratio.md", "gamma_ratio.json", "gamma_ratio.png")
@@ -76,7 +77,15 @@ def run(args: argparse.Namespace) -> int:
         cfg, state = compose_train(args.args), None
         out = args.out or ROOT / "outputs" / "gamma" / time.strftime("%Y-%m-%d_%H-%M-%S")
         source = "pretrained start" + (f" ({' '.join(args.args)})" if args.args else "")
-    units = measure_gamma(cfg, state, progress=cfg.logger.progress)
+    with build_parts(cfg, pretrained=state is None) as parts:
+        units = measure_gamma(
+            parts,
+            cfg.autolr,
+            cfg.optimizer.lr,
+            state,
+            cfg.logger.progress,
+            cfg.trainer.max_steps_per_epoch,
+        )
     what = (
         f"{cfg.dataset.name}, {cfg.model.arch}, {len(units)} units, {source}; "
         f"alpha {cfg.autolr.alpha:g}, beta {cfg.autolr.beta:g}"

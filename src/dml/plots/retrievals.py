@@ -119,18 +119,18 @@ def embed_test_split(
     from dml.data import ImageListDataset, load_retrieval_data
     from dml.data.transforms import eval_transform
     from dml.evaluation.embed import compute_embeddings
-    from dml.run import build_model, pick_device
+    from dml.models import build_model
     from dml.training.checkpoint import load_checkpoint
+    from dml.training.device import pick_device
 
     cfg = with_schema_defaults(config)
     feature = str(cfg.eval.get("feature", "embedding"))
     try:
         data = load_retrieval_data(cfg.dataset)
-        # The checkpoint replaces every weight: skip pretrained weights (no download, no
-        # synthetic pre-training just to overwrite them).
-        cfg.model.pretrained = "none"
+        # the checkpoint replaces every weight: no pretrained weights are loaded (no
+        # download, no synthetic pre-training just to overwrite them)
         with contextlib.redirect_stdout(io.StringIO()):  # build_model's summary line
-            model = build_model(cfg)
+            model = build_model(cfg.model, cfg.pruning, cfg.dataset.image_size)
         state = load_checkpoint(checkpoint)
         model.load_state_dict(state["model"])
         device = pick_device("auto")
