@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
 import sys
 import warnings
 from dataclasses import dataclass
@@ -53,6 +55,15 @@ TINY_OVERRIDES = [
     "trainer.batch_size=12",
     "logger.progress=false",
     "eval.selection=test",  # 3 training classes: too few to hold some out
+]
+# the tiny run with a val split: 8 classes, 4 for training (2 train, 2 held out for val); a
+# batch of 12 holds both training classes, 6 images each (one class per rank under 2 ranks)
+TINY_VAL_OVERRIDES = [
+    *TINY_OVERRIDES,
+    "dataset.num_classes=8",
+    "eval.selection=val",
+    "eval.val_classes=0.5",
+    "trainer.samples_per_class=6",
 ]
 
 
@@ -185,3 +196,48 @@ def train_cli(monkeypatch, capsys):
         return CliResult(code, out.out, out.err)
 
     return call
+
+
+@pytest.fixture
+def train(train_cli, tmp_path_factory):
+    """`python train.py` (in this process, through the real entry point) into tmp_path/run,
+    or tmp_path/sweep for a multirun; the generated data is shared across the tests."""
+    data = tmp_path_factory.getbasetemp() / "shared-data"
+
+    def call(tmp_path: Path, *overrides: str, multirun: bool = False, tiny: bool = True):
+        return train_cli(
+            *(["-m"] if multirun else []),
+            *(TINY_OVERRIDES if tiny else []),
+            f"data_dir={data}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+            *overrides,
+        )
+
+    return call
+
+
+# -- train.py in a process of its own: where signals and exit are the point --------------
+def unbuffered_env(**extra: str) -> dict:
+    """os.environ with PYTHONUNBUFFERED (lines arrive as printed) and extra."""
+    return {**os.environ, "PYTHONUNBUFFERED": "1", **extra}
+
+
+def stop_when(args: list[str], marker: str, sig: int) -> tuple[int, str, str]:
+    """Start args in ROOT; send sig as soon as a stdout line contains marker; (rc, out, err)."""
+    proc = subprocess.Popen(
+        args,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=unbuffered_env(),
+    )
+    out = []
+    for line in proc.stdout:
+        out.append(line)
+        if marker in line:
+            proc.send_signal(sig)
+            break
+    rest, err = proc.communicate(timeout=300)
+    return proc.returncode, "".join(out) + rest, err

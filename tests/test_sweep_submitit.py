@@ -8,12 +8,11 @@ import re
 import pytest
 
 from tests.conftest import compose_cfg
-from tests.test_train import train
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
 
 
-def test_a_two_job_sweep_runs_through_submitit_local(tmp_path):
+def test_a_two_job_sweep_runs_through_submitit_local(train, tmp_path):
     """Bug: train.py's task cannot be pickled into a submitit job, the jobs share one folder,
     or a job's result is not the one its own process computed."""
     proc = train(

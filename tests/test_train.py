@@ -10,18 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TINY_OVERRIDES
+from tests.conftest import TINY_OVERRIDES, TINY_VAL_OVERRIDES
 
 ROOT = Path(__file__).resolve().parents[1]
 # the one tiny preset (tests.conftest.TINY_OVERRIDES: 6 classes of 6 images at 32 px, one
-# epoch, no pre-training); a val split needs more training classes: VAL below
+# epoch, no pre-training); a val split needs more training classes: VAL
 TINY = TINY_OVERRIDES
-VAL = [
-    "dataset.num_classes=8",
-    "eval.selection=val",
-    "eval.val_classes=0.5",  # 4 training classes: 2 train, 2 held out for val
-    "trainer.samples_per_class=6",  # a batch of 12 holds both training classes, 6 images each
-]
+VAL = TINY_VAL_OVERRIDES[len(TINY_OVERRIDES) :]
 
 # synthetic source pre-training shrunk to one epoch over 4 classes of 4 images
 TINY_PRETRAIN = [
@@ -30,25 +25,6 @@ TINY_PRETRAIN = [
     "pretrain.epochs=1",
     "pretrain.batch_size=8",
 ]
-
-
-@pytest.fixture
-def train(train_cli, tmp_path_factory):
-    """`python train.py` (in this process, through the real entry point) into tmp_path/run,
-    or tmp_path/sweep for a multirun; the generated data is shared across the tests."""
-    data = tmp_path_factory.getbasetemp() / "shared-data"
-
-    def call(tmp_path: Path, *overrides: str, multirun: bool = False, tiny: bool = True):
-        return train_cli(
-            *(["-m"] if multirun else []),
-            *(TINY if tiny else []),
-            f"data_dir={data}",
-            f"hydra.run.dir={tmp_path / 'run'}",
-            f"hydra.sweep.dir={tmp_path / 'sweep'}",
-            *overrides,
-        )
-
-    return call
 
 
 def results(run_dir: Path) -> dict:

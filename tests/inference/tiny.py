@@ -1,8 +1,7 @@
 """One tiny trained run and an image folder the tests write, each built once per session.
 
-Shared by tests/inference/ and the script tests (tests/scripts/test_index.py, ...), which
-live in different folders: a module-level cache rather than a conftest fixture, so the run
-is trained once however the tests are selected.
+A module-level cache rather than a module-scoped fixture, so the run is trained once
+however the tests of tests/inference/ (and its commands/ folder) are selected.
 """
 
 from __future__ import annotations

@@ -25,10 +25,17 @@ from dml.policies.autolr import AutoLRPolicy
 from dml.training import distributed
 from dml.training.distributed import gathered
 from dml.training.loop import Joint
-from tests.conftest import compose_cfg, tiny_backbone, trainer_over
-from tests.policies.test_autolr import autolr_cfg
-from tests.test_train import TINY
-from tests.training.test_resume import env, stop_when
+from tests.conftest import (
+    TINY_VAL_OVERRIDES as TINY,
+)
+from tests.conftest import (
+    autolr_cfg,
+    compose_cfg,
+    stop_when,
+    tiny_backbone,
+    trainer_over,
+    unbuffered_env,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CLASSES, N = 4, 64
@@ -209,7 +216,9 @@ def torchrun(*args: str) -> list[str]:
 
 def launch(args: list[str]) -> subprocess.CompletedProcess:
     """Run a command from the repository root, capturing its output."""
-    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env())
+    return subprocess.run(
+        args, cwd=ROOT, capture_output=True, text=True, timeout=300, env=unbuffered_env()
+    )
 
 
 def test_torchrun_train_py_writes_one_run_and_prints_trials_once(tmp_path):

@@ -4,7 +4,6 @@ in one line and change nothing."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -16,11 +15,11 @@ import torch
 
 from dml.errors import DmlError
 from dml.training.resume import RESUME_SAFE, resume_state
-from tests import test_train as train_tests
+from tests.conftest import TINY_VAL_OVERRIDES, stop_when, unbuffered_env
 
 ROOT = Path(__file__).resolve().parents[2]
-# test_train's tiny twin, 3 epochs of AutoLR with re-runs, without MAP@R (the slow metric)
-TINY = [*train_tests.TINY, "trainer.epochs=3", "autolr.max_trials=2", "eval.map_at_r=false"]
+# the tiny twin, 3 epochs of AutoLR with re-runs, without MAP@R (the slow metric)
+TINY = [*TINY_VAL_OVERRIDES, "trainer.epochs=3", "autolr.max_trials=2", "eval.map_at_r=false"]
 COMPARED = ("metrics", "history", "autolr", "selection")
 
 
@@ -28,32 +27,13 @@ def command(data: Path, *args: str) -> list[str]:
     return [sys.executable, "train.py", *TINY, f"data_dir={data}", *args]
 
 
-def env() -> dict:
-    return {**os.environ, "PYTHONUNBUFFERED": "1"}
-
-
 def results(run_dir: Path) -> dict:
     return json.loads((run_dir / "results.json").read_text())
 
 
-def stop_when(args: list[str], marker: str, sig: int) -> tuple[int, str, str]:
-    """Start train.py, send `sig` as soon as a stdout line contains marker; (rc, out, err)."""
-    proc = subprocess.Popen(
-        args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env()
-    )
-    out = []
-    for line in proc.stdout:
-        out.append(line)
-        if marker in line:
-            proc.send_signal(sig)
-            break
-    rest, err = proc.communicate(timeout=300)
-    return proc.returncode, "".join(out) + rest, err
-
-
-def resume(run_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
-    args = [sys.executable, "train.py", f"resume={run_dir}", *overrides]
-    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env())
+def resume(train_cli, run_dir: Path, *overrides: str):
+    """`python train.py resume=<run_dir> ...` (in this process)."""
+    return train_cli(f"resume={run_dir}", *overrides)
 
 
 @pytest.fixture(scope="module")
@@ -67,13 +47,15 @@ def uninterrupted(tmp_path_factory) -> tuple[Path, Path]:
         capture_output=True,
         text=True,
         timeout=300,
-        env=env(),
+        env=unbuffered_env(),
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return data, run
 
 
-def test_sigkill_during_epoch_2_then_resume_equals_the_uninterrupted_run(uninterrupted, tmp_path):
+def test_sigkill_during_epoch_2_then_resume_equals_the_uninterrupted_run(
+    uninterrupted, tmp_path, train_cli
+):
     """Catches any state a checkpoint misses (AutoLR LRs, threshold, logs, sampler, RNG,
     history, best): the resumed run's metrics, per-epoch history and AutoLR trials must be
     exactly those of the run that was never stopped."""
@@ -84,7 +66,7 @@ def test_sigkill_during_epoch_2_then_resume_equals_the_uninterrupted_run(uninter
     )
     assert rc == -signal.SIGKILL and "epoch 2:" not in out
     assert results(run)["status"] == "running"  # killed: nothing had the time to write more
-    proc = resume(run)
+    proc = resume(train_cli, run)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "resumed after epoch 1 of 3" in proc.stdout
     got, want = results(run), results(whole)
@@ -162,11 +144,11 @@ def test_bad_resume_folders_fail_in_one_line(stopped_copy, damage, message):
         assert "trainer.epochs: 9 vs 3" in str(err.value)
 
 
-def test_resume_refuses_an_override_that_changes_the_experiment(stopped_copy):
+def test_resume_refuses_an_override_that_changes_the_experiment(stopped_copy, train_cli):
     """Catches resume applying trainer.epochs=8 (a different experiment in the same folder),
     and a safe override not reaching the config."""
     before = (stopped_copy / "results.json").read_text()
-    proc = resume(stopped_copy, "trainer.epochs=8")
+    proc = resume(train_cli, stopped_copy, "trainer.epochs=8")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.strip() == (
         f"error: resume={stopped_copy}: the override trainer.epochs=8 would change the "
@@ -177,7 +159,9 @@ def test_resume_refuses_an_override_that_changes_the_experiment(stopped_copy):
     assert cfg.eval.batch_size == 5 and cfg.trainer.epochs == 3 and state["epoch"] == 2
 
 
-def test_a_requeued_submitit_job_continues_from_its_checkpoint(uninterrupted, tmp_path):
+def test_a_requeued_submitit_job_continues_from_its_checkpoint(
+    uninterrupted, tmp_path, train_cli, monkeypatch
+):
     """Bug: a Slurm job re-queued after pre-emption (submitit starts the same command again
     in the same folder) failing with "already holds a run", losing that sweep point; or
     starting over instead of continuing."""
@@ -186,18 +170,13 @@ def test_a_requeued_submitit_job_continues_from_its_checkpoint(uninterrupted, tm
     args = command(data, f"hydra.run.dir={run}", "seed=0")
     rc, _, _ = stop_when(args, "[autolr] epoch 2 trial 0", signal.SIGKILL)
     assert rc == -signal.SIGKILL and results(run)["status"] == "running"
-    again = subprocess.run(
-        args,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**env(), "SUBMITIT_EXECUTOR": "slurm"},
-    )
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")
+    again = train_cli(*args[2:])
     assert again.returncode == 0, again.stderr[-2000:]
     assert "resumed after epoch 1 of 3" in again.stdout
     got, want = results(run), results(whole)
     assert got["status"] == "completed" and got["history"] == want["history"]
     # outside submitit the same command still refuses to touch a folder that holds a run
-    plain = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env())
+    monkeypatch.delenv("SUBMITIT_EXECUTOR")
+    plain = train_cli(*args[2:])
     assert plain.returncode == 1 and "already holds a run" in plain.stderr

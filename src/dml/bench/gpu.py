@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from dml.cli import compose_train
+from dml.files import write_json
 from dml.launch import ROOT, run_timed
 
 SECTIONS = ("step_bf16", "step_fp32", "search", "decode", "e2e", "compile")
@@ -427,7 +428,7 @@ def _prepare_data(args: argparse.Namespace) -> None:
 def _write(path: Path, report: dict, started: float) -> None:
     total = {"total_s": round(time.perf_counter() - started, 1)}
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**report, **total}, indent=2) + "\n")
+    write_json(path, {**report, **total})
 
 
 if __name__ == "__main__":

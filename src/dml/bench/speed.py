@@ -44,6 +44,7 @@ import numpy as np
 import torch
 
 from dml.cli import compose_train
+from dml.files import write_json
 from dml.launch import (
     QUICK_TWIN,
     ROOT,
@@ -433,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     report["wall_time_s"] = round(time.time() - start, 1)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        write_json(args.json, report)
     print(markdown(report))
     print(f"total {report['wall_time_s']:.0f} s")
     return 0

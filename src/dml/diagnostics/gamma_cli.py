@@ -27,6 +27,7 @@ from dml.cli import compose_train
 from dml.config import with_schema_defaults
 from dml.diagnostics.gamma import gamma_table, measure_gamma, plot_gamma
 from dml.errors import DmlError
+from dml.files import write_json
 from dml.launch import ROOT
 from dml.logging import RESULTS_FILE
 from dml.run import build_parts
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     md, js, png = (out / name for name in OUTPUT)
     md.write_text(table + "\n")
-    js.write_text(json.dumps({"source": what, "units": units}, indent=2) + "\n")
+    write_json(js, {"source": what, "units": units})
     plot_gamma(units, png, f"γ per unit: {what}")
     print(table)
     print(f"\nwrote {md}, {js}, {png}")

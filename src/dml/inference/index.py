@@ -11,7 +11,6 @@ removed only after the new manifest is in place.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,6 +21,7 @@ import faiss
 import numpy as np
 
 from dml.errors import DmlError
+from dml.files import write_json
 from dml.inference.embed import Embedded, embed_images, folder_classes, list_images
 from dml.inference.model import LoadedRun, first_line
 
@@ -275,17 +275,10 @@ def _commit(
         labelled=labels is not None,
         updated=_now(),
     )
-    _write_atomic(directory / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    write_json(directory / MANIFEST, manifest)
     if previous and previous != data.name:
         shutil.rmtree(directory / previous, ignore_errors=True)
     return ImageIndex(directory, manifest, faiss_index, embeddings, paths, labels)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write text to path via a temporary name and a rename: readers see old or new, whole."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _label_ids(

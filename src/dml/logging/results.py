@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
+
+from dml.files import write_json
 
 RESULTS_FILE = "results.json"
 
 
 def write_results(run_dir: Path, results: dict) -> Path:
     """Write results.json into run_dir through a temporary file and a rename."""
-    path = run_dir / RESULTS_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(results, indent=2, default=_jsonable))
-    os.replace(tmp, path)
-    return path
+    return write_json(run_dir / RESULTS_FILE, results, default=_jsonable)
 
 
 def _jsonable(value):

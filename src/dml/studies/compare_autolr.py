@@ -21,11 +21,11 @@ data; if it matches constant, the trial machinery costs it. Finished runs are re
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from pathlib import Path
 
 from dml.cli import compose_train
+from dml.files import write_json
 from dml.launch import ROOT, run_summary, run_train
 from dml.launch import summarise_runs as summarise
 from dml.run import prepare
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(report)
     print(text)
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        write_json(args.json, report)
     if args.md:
         args.md.write_text(text)
     return 0

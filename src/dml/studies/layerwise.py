@@ -18,10 +18,10 @@ and backbone (error bars: sample std over seeds).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from dml.cli import compose_train
+from dml.files import write_json
 from dml.launch import QUICK_TWIN, ROOT, run_summary, run_train
 from dml.launch import summarise_runs as summarise
 from dml.run import prepare
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown(report)
     print(table)
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+        write_json(args.json, report)
     if args.md:
         args.md.write_text(table + "\n")
     if args.png:

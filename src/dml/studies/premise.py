@@ -23,7 +23,6 @@ each bound missed and what it means for AutoLR.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from omegaconf.errors import OmegaConfBaseException
 from dml.autolr.rules import initial_targets
 from dml.cli import compose_train
 from dml.errors import InfeasibleError
+from dml.files import write_json
 from dml.run import prepare
 
 # (op, bound): ">=" / "<=" a number, or "between" (low, high)
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_time_s": round(time.time() - start, 1),
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.json, report)
     print_report(report)
     return 0
 

@@ -46,6 +46,7 @@ from omegaconf.errors import OmegaConfBaseException
 from dml.autolr.rules import sorting_score
 from dml.cli import compose_train
 from dml.errors import DmlError
+from dml.files import write_json
 from dml.launch import ROOT, results_status, run_many
 from dml.run import prepare
 from dml.studies import premise
@@ -309,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_time_s": round(time.time() - start, 1),
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.json, report)
     plot_report(report, out / "check_synthetic.png")
     print_report(report)
     print(f"plot: {out / 'check_synthetic.png'}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import shutil
@@ -15,12 +16,11 @@ from PIL import Image
 from dml.inference import build_index, evaluate_index, load_run, open_index
 from dml.plots import grid
 from tests.inference.tiny import BROKEN, image_folder, other_run, tiny_run
-from tests.scripts.loader import load_script
 
 
 @pytest.fixture(scope="module")
 def script() -> ModuleType:
-    return load_script("search")
+    return importlib.import_module("dml.inference.commands.search")
 
 
 @pytest.fixture(scope="module")

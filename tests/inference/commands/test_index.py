@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import importlib
 import re
 import subprocess
 import sys
@@ -14,14 +14,13 @@ import pytest
 from dml.inference import index_bytes, open_index
 from dml.inference.index import MANIFEST
 from tests.inference.tiny import BROKEN, NOTES, image_folder, other_run, tiny_run
-from tests.scripts.loader import load_script
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
 def script() -> ModuleType:
-    return load_script("index")
+    return importlib.import_module("dml.inference.commands.index")
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +133,6 @@ def test_errors_are_one_line(
 
 def test_cli_error_has_no_traceback(tmp_path: Path) -> None:
     """Bug caught: the one-line error only in-process, a traceback from the real command."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]))
     proc = subprocess.run(
         [
             sys.executable,
@@ -147,7 +145,6 @@ def test_cli_error_has_no_traceback(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=120,
-        env=env,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: run directory not found: {tmp_path / 'nope'}"

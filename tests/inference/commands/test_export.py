@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 from pathlib import Path
 from types import ModuleType
 
@@ -13,12 +14,11 @@ from PIL import Image
 
 from dml.inference import embed_images, input_transform, load_run, read_metadata
 from tests.inference.tiny import image_folder, tiny_run
-from tests.scripts.loader import load_script
 
 
 @pytest.fixture(scope="module")
 def script() -> ModuleType:
-    return load_script("export")
+    return importlib.import_module("dml.inference.commands.export")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,75 @@
+"""Embed a folder of images with a trained run and save a faiss index of them.
+
+Usage: python scripts/index.py <run dir> <image folder> --out <index dir>
+           [--checkpoint best|last] [--feature embedding|pooled] [--device auto|cpu|cuda]
+           [--batch-size N]
+
+JPEG and PNG files are found recursively; others, and files that cannot be decoded, are
+skipped with one `warning: skipped <path>: <reason>` line each. When every image lies in a
+sub-folder of the image folder, the sub-folder names are the images' classes (labels).
+--out must be new, an empty folder, or an index built by the same run and feature: then the
+folder's images that are not in it yet are appended. The index holds index.json (run,
+checkpoint and its SHA-256, feature, count, classes, dml version) and v<n>/ with index.faiss
+(exact inner product over L2-normalised rows, as evaluation searches), embeddings.npy,
+paths.json and labels.npy; see docs/inference.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from dml.inference.cli import OneLineParser, run_main
+
+
+def parser() -> argparse.ArgumentParser:
+    """Command-line options."""
+    p = OneLineParser(description=__doc__.splitlines()[0])
+    p.add_argument("run_dir", type=Path, help="run directory (checkpoints/best.pt, last.pt)")
+    p.add_argument("folder", type=Path, help="folder of JPEG/PNG images (searched recursively)")
+    p.add_argument("--out", type=Path, required=True, help="index directory to create or extend")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    p.add_argument(
+        "--feature",
+        choices=("embedding", "pooled"),
+        default=None,
+        help="default: the run's eval.feature",
+    )
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
+    p.add_argument("--batch-size", type=int, default=None, help="default: the run's eval one")
+    return p
+
+
+def index_folder(args: argparse.Namespace) -> int:
+    """Build or extend the index; print what was done."""
+    from dml.errors import DmlError
+    from dml.inference import add_to_index, build_index, index_bytes, is_index, load_run
+
+    if args.batch_size is not None and args.batch_size < 1:
+        raise DmlError(f"--batch-size {args.batch_size}: expected at least 1")
+    run = load_run(args.run_dir, args.checkpoint, args.device, args.feature)
+    start = time.perf_counter()
+    if is_index(args.out):
+        update = add_to_index(run, args.folder, args.out, args.batch_size)
+        done = f"appended {update.added} image(s) to {update.index.directory}"
+        if update.already:
+            done += f" ({update.already} already in it)"
+    else:
+        update = build_index(run, args.folder, args.out, args.batch_size)
+        done = f"indexed {update.added} image(s) into {update.index.directory}"
+    seconds = time.perf_counter() - start
+    index = update.index
+    rate = f", {update.added / seconds:.1f} images/s" if update.added else ""
+    classes = f", {len(index.classes)} classes" if index.classes is not None else ", no labels"
+    print(f"{done} in {seconds:.2f} s{rate}")
+    print(
+        f"index: {index.count} images, {index.manifest['dim']}-d {index.feature} features"
+        f"{classes}, {index_bytes(index)} bytes (run {run.run_dir}, {run.checkpoint}.pt)"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Index a folder; return the exit code (2 with one `error:` line for a mistake)."""
+    return run_main(index_folder, parser(), argv)
