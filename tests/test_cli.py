@@ -58,7 +58,7 @@ def test_worker_wrapped_error_is_reduced_to_its_line():
     [
         (
             ["loss=foo"],
-            "error: loss=foo: no such option; expected one of proxy_anchor, softmax, triplet",
+            "error: loss=foo: no such option; expected one of multi_similarity, proxy_anchor, softmax, triplet",
         ),
         (
             ["task=detection"],

@@ -3,7 +3,12 @@
 
 from __future__ import annotations
 
+import argparse
+import importlib
+import importlib.util
 import re
+import runpy
+import shlex
 from pathlib import Path
 
 import pytest
@@ -155,3 +160,124 @@ def test_configuration_page_lists_every_key_of_the_default_run():
         f"configuration.md is missing {sorted(missing)} and shows unknown {sorted(extra)}; "
         "print the current set with `python train.py --cfg job`"
     )
+
+
+# -- every command the README and the docs show ---------------------------------------------
+BASH_BLOCK = re.compile(r"^```bash\n(.*?)^```[ \t]*$", re.M | re.S)
+# commands the docs show that neither compose a config nor parse a script's options, and who
+# runs them
+RUN_ELSEWHERE = {
+    "pip install -e": ".ci/run (the README's install command)",
+    "pytest": ".ci/run (the README's test command)",
+    "mkdocs build --strict": ".ci/run (the site, strict)",
+    "mkdocs serve": "a person at a browser; the same pages as mkdocs build",
+    "ruff": "a developer before each commit (docs/development.md)",
+    "PYTHON=python3 bash scripts/gpu_check.sh": "tests/scripts/test_gpu_check.py",
+    "RUN=": "a shell variable",
+    "mkdir -p": "the shell",
+    "export ": "the shell",
+    "python3 -m pip": "the GPU machine's set-up (docs/performance.md)",
+    "pip wheel": "the GPU machine's set-up (docs/performance.md)",
+}
+
+
+def doc_commands() -> list[tuple[str, list[str]]]:
+    """(page, words) of each command in a ```bash block of the README and docs/ (a line
+    continued with a backslash joined to the next; comments dropped)."""
+    found = []
+    for path in [README, *PAGES]:
+        for block in BASH_BLOCK.findall(path.read_text(encoding="utf-8")):
+            for line in block.replace("\\\n", " ").splitlines():
+                words = shlex.split(line, comments=True)
+                if words:
+                    found.append((str(path.relative_to(ROOT)), words))
+    return found
+
+
+COMMANDS = doc_commands()
+
+
+def first_of_sweeps(overrides: list[str]) -> list[str]:
+    """Each multirun sweep `k=a,b,c` replaced by its first value `k=a`."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    out = []
+    for text, override in zip(overrides, parsed, strict=True):
+        if override.is_sweep_override():
+            first = next(iter(override.sweep_string_iterator()))
+            text = f"{override.get_key_element()}={first}"
+        out.append(text)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("page", "words"), COMMANDS, ids=[f"{p}:{' '.join(w)[:60]}" for p, w in COMMANDS]
+)
+def test_every_command_in_the_docs_composes_or_parses(page, words):
+    """Bug: a page showing a command that no longer works: an override of a key that was
+    renamed, an option (experiment=..., lr_policy=...) that was removed, a value the checks
+    refuse, or a script option that was dropped. train.py commands are composed and checked as
+    train.py does (a sweep's first point); script commands are parsed by the script's module;
+    every other command is one that CI or a named test runs."""
+    from dml.cli import settle_pruning
+    from dml.validation import check_config
+
+    line = " ".join(words)
+    if words[:2] == ["python", "train.py"] or words[0] == "torchrun":
+        overrides = words[words.index("train.py") + 1 :]
+        placeholder = re.compile(r"[<>]")  # `<overrides>`, `resume=outputs/runs/<name>/...`
+        overrides = [o for o in overrides if o not in ("-m", "--multirun")]
+        overrides = [o for o in overrides if not placeholder.search(o)]
+        overrides = first_of_sweeps(overrides)
+        optuna = importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper")
+        if "optuna" in line and optuna is None:
+            pytest.skip("needs the optuna extra (without it: tests/test_cli.py's one-line error)")
+        cfg = compose_cfg(overrides, hydra=any(o.startswith("hydra") for o in overrides))
+        settle_pruning(cfg, overrides)
+        check_config(cfg)
+    elif words[0] == "python" and words[1].startswith("scripts/"):
+        script = ROOT / words[1]
+        module = importlib.import_module(runpy.run_path(str(script))["main"].__module__)
+        assert isinstance(module.parse_args(words[2:]), argparse.Namespace), line
+    else:
+        assert any(line.startswith(prefix) for prefix in RUN_ELSEWHERE), (
+            f"{page}: `{line}` is neither a train.py nor a scripts/ command, nor one that CI "
+            "or a named test runs (RUN_ELSEWHERE)"
+        )
+
+
+# -- files shown on a page ------------------------------------------------------------------
+# a line that is only a repository path in a code span and a colon, then a fenced block
+SHOWN_FILE = re.compile(r"^`([^`\s]+)`:\n\n```[a-z]*\n(.*?)^```[ \t]*$", re.M | re.S)
+
+
+def shown_files() -> list[tuple[str, str, str]]:
+    """(page, path, block) for every file a page shows whole."""
+    return [
+        (str(page.relative_to(ROOT)), path, block)
+        for page in PAGES
+        for path, block in SHOWN_FILE.findall(page.read_text(encoding="utf-8"))
+    ]
+
+
+SHOWN = shown_files()
+
+
+def test_extending_page_shows_its_two_worked_examples_whole():
+    """Bug: the worked examples' files dropped from docs/extending.md (or their heading lines
+    reworded so that the test below silently checks nothing)."""
+    shown = {path for page, path, _ in SHOWN if page == "docs/extending.md"}
+    assert shown == {
+        "src/dml/losses/multi_similarity.py",
+        "configs/loss/multi_similarity.yaml",
+        "src/dml/data/folders.py",
+        "configs/dataset/folders.yaml",
+    }
+
+
+@pytest.mark.parametrize(("page", "path", "block"), SHOWN, ids=[f"{p}:{f}" for p, f, _ in SHOWN])
+def test_a_file_shown_on_a_page_is_the_file(page, path, block):
+    """Bug: a worked example edited in src/ or configs/ but not on the page (or the other way
+    round): a reader copies code that is not what dml ships."""
+    assert block == (ROOT / path).read_text(encoding="utf-8"), f"{page} shows an old {path}"

@@ -98,9 +98,17 @@ def test_unknown_name_lists_the_datasets(tmp_path: Path) -> None:
         load_classification_data(cfg)
     assert str(info.value) == (
         "dataset=imagenet: no such dataset; expected one of aircraft, cars196, cub200, "
-        "inshop, sop, synthetic"
+        "folders, inshop, sop, synthetic"
     )
-    assert DATASETS.names() == ["aircraft", "cars196", "cub200", "inshop", "sop", "synthetic"]
+    assert DATASETS.names() == [
+        "aircraft",
+        "cars196",
+        "cub200",
+        "folders",
+        "inshop",
+        "sop",
+        "synthetic",
+    ]
 
 
 def test_aircraft_under_retrieval_points_to_classification(tmp_path: Path) -> None:

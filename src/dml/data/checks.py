@@ -10,6 +10,13 @@ from pathlib import Path
 from dml.data.records import RetrievalData
 from dml.errors import DmlError
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def is_image_name(path: Path) -> bool:
+    """True for a .jpg, .jpeg or .png file name (any case)."""
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
 
 def require_dir(root: Path, layout: str) -> Path:
     """Raise DmlError unless root is an existing directory; layout describes what belongs there."""

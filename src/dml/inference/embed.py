@@ -13,10 +13,10 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from dml.data.checks import is_image_name
 from dml.errors import DmlError
 from dml.inference.model import LoadedRun
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 NOT_AN_IMAGE = "not a JPEG or PNG file"
 
 
@@ -36,11 +36,6 @@ class Embedded:
     paths: list[Path]
     embeddings: np.ndarray
     skipped: list[tuple[Path, str]] = field(default_factory=list)
-
-
-def is_image_name(path: Path) -> bool:
-    """True for a .jpg, .jpeg or .png file name (any case)."""
-    return path.suffix.lower() in IMAGE_SUFFIXES
 
 
 def list_images(location: str | Path) -> ImageList:

@@ -54,6 +54,11 @@ def export(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (a usage mistake: one `error:` line and exit 2)."""
+    return parser().parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Export a run; return the exit code (2 with one `error:` line for a mistake)."""
     return run_main(export, parser(), argv)

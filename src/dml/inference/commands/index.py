@@ -70,6 +70,11 @@ def index_folder(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (a usage mistake: one `error:` line and exit 2)."""
+    return parser().parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Index a folder; return the exit code (2 with one `error:` line for a mistake)."""
     return run_main(index_folder, parser(), argv)
