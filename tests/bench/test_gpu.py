@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from dml.bench import gpu
-from dml.launch import compose_cfg
+from tests.conftest import compose_cfg
 
 
 def _args(tmp_path, *more: str):

@@ -11,7 +11,7 @@ import pytest
 
 from dml.bench import speed as bench
 from dml.run import bare_trainer
-from tests.conftest import TINY_OVERRIDES
+from tests.conftest import TINY_OVERRIDES, compose_cfg
 
 
 def test_references_compute_the_same_metrics_as_ours():
@@ -57,6 +57,9 @@ def test_eval_section_ratios_come_from_the_right_rows(tmp_path, monkeypatch, cap
     metrics not those of the n x n query/gallery search."""
     out = tmp_path / "bench.json"
     monkeypatch.chdir(tmp_path)  # main() moves to the project root: put the cwd back after
+    # each method in this process: the rows' plumbing is the point here, not the process
+    # boundary (test_a_worker_process_returns_its_row checks that)
+    monkeypatch.setattr(bench, "run_worker", bench.eval_worker)
     args = ["--sections", "eval", "--eval-n", "600", "--repeat", "1", "--json", str(out)]
     assert bench.main(args) == 0
     stdout = capsys.readouterr().out
@@ -81,6 +84,14 @@ def test_eval_section_ratios_come_from_the_right_rows(tmp_path, monkeypatch, cap
     assert e["speedup_vs_pml"] == rows["pml", 600]["seconds"] / rows["ours", 600]["seconds"]
     assert report["machine"]["cores"] == len(os.sched_getaffinity(0))
     assert "ours / bare product" in stdout
+
+
+def test_a_worker_process_returns_its_row():
+    """Bug: the worker subprocess printing something after its JSON row, or the parent
+    reading another line: every eval row of the benchmark would be lost or wrong."""
+    row = bench.run_worker("gemm", 40, 1)
+    assert (row["method"], row["n"]) == ("gemm", 40)
+    assert row["seconds"] > 0 and row["peak_mib"] >= row["data_mib"] > 0
 
 
 def _results(passes, full_scores, thresholds, r1=0.8):
@@ -131,7 +142,7 @@ def test_policy_runs_drop_together():
 
 def test_plain_loop_runs_as_many_steps_as_the_trainer(tmp_path):
     """Bug: the hand-written loop doing fewer steps than the trainer, flattering the overhead."""
-    cfg = bench.compose_cfg(
+    cfg = compose_cfg(
         [
             *TINY_OVERRIDES,
             f"data_dir={tmp_path}",

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -339,15 +337,10 @@ def test_error_without_results(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "results.json" in error_line(capsys)
 
 
-def test_error_images_below_one_from_the_command_line(tmp_path: Path) -> None:
+def test_error_images_below_one_from_the_command_line(tmp_path: Path, script_cli) -> None:
     """Bugs caught: --images 0 drawing an empty figure (or a matplotlib error) instead of one
     line; the script's exit code when run as a command."""
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), str(tmp_path), "--images", "0"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = script_cli(SCRIPT, str(tmp_path), "--images", "0")
     assert proc.returncode == 1
     assert proc.stderr.strip() == "error: --images=0: must be at least 1"
 

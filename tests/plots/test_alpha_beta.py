@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -271,12 +269,10 @@ def test_no_runs_is_one_line_error(
         assert not (sweep / "alpha_beta.png").exists()
 
 
-def test_no_runs_is_one_line_error_as_a_program(tmp_path: Path) -> None:
-    """Bug caught: the one-line error only when main() is called in process, a traceback or
-    another exit status from the command line."""
+def test_no_runs_is_one_line_error_as_a_program(tmp_path: Path, script_cli) -> None:
+    """Bug caught: the one-line error only when main() is called with its arguments, a
+    traceback or another exit status from the script's command line."""
     sweep = tmp_path / "sweep"
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), str(sweep)], capture_output=True, text=True, timeout=60
-    )
+    proc = script_cli(SCRIPT, str(sweep))
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr == f"error: sweep directory not found: {sweep}\n"

@@ -7,8 +7,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -258,14 +256,9 @@ def test_errors_are_one_line(
     assert not (run / "retrievals.png").exists()
 
 
-def test_cli_error_has_no_traceback(tmp_path: Path) -> None:
-    """Bug caught: the one-line error only when called in-process, a traceback from the CLI
-    (run as a program: the exit status and stderr the user sees)."""
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), str(tmp_path / "nope")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def test_cli_error_has_no_traceback(tmp_path: Path, script_cli) -> None:
+    """Bug caught: the one-line error only when main() is called with its arguments, a
+    traceback from the script's command line (the exit status and stderr the user sees)."""
+    proc = script_cli(SCRIPT, str(tmp_path / "nope"))
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: run directory not found: {tmp_path / 'nope'}"

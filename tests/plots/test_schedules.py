@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import struct
-import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -168,17 +166,12 @@ def test_out_option(plot_schedules: ModuleType, tmp_path: Path) -> None:
 # ------------------------------------------------------------------- errors
 
 
-def test_missing_run_dir_exits_2_in_one_line(tmp_path: Path) -> None:
+def test_missing_run_dir_exits_2_in_one_line(tmp_path: Path, script_cli, monkeypatch) -> None:
     """Catches a traceback or exit 1 for a mistyped run dir, and a figure written anyway (run
-    as a program: the exit status and stderr the user sees)."""
+    as the script: the exit status and stderr the user sees)."""
     missing = tmp_path / "nope"
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), str(missing)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    monkeypatch.chdir(tmp_path)
+    proc = script_cli(SCRIPT, str(missing))
     assert proc.returncode == 2 and proc.stdout == ""
     assert_one_line_error(proc.stderr, "run directory not found", str(missing))
     assert not (tmp_path / "schedules.png").exists()

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from dml.reports import aggregate
@@ -180,12 +178,10 @@ def test_failed_runs_are_counted_with_their_error(tmp_path, capsys):
     assert "1: failed: CUDA out of memory" in stdout
 
 
-def test_empty_folder_is_a_one_line_error(tmp_path):
+def test_empty_folder_is_a_one_line_error(tmp_path, script_cli):
     """Bug: an empty sweep printing an empty table (or a traceback) with exit status 0 (run as
-    a program: the exit status and stderr the user sees)."""
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), str(tmp_path)], capture_output=True, text=True, check=False
-    )
+    the script: the exit status and stderr the user sees)."""
+    proc = script_cli(SCRIPT, str(tmp_path))
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr.strip().count("\n") == 0

@@ -53,7 +53,7 @@ def test_finished_runs_give_the_table_and_the_reading(tmp_path, monkeypatch):
         for seed, value in enumerate(values):
             passes = [2.0, 1.0] if arm.startswith("autolr") else None
             _finished(tmp_path, arm, seed, value, passes)
-    monkeypatch.setattr(cmp, "prepare_caches", lambda overrides: None)  # the runs are done
+    monkeypatch.setattr(cmp, "prepare", lambda cfg: None)  # the runs are done
     report = cmp.compare(2, tmp_path, ["trainer.epochs=2"])
     rows = report["arms"]
     assert rows["constant"]["R@1_mean"] == pytest.approx(89) and rows["replay"]["R@1_std"] == 0

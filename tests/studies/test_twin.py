@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from dml.studies import twin as check
+from tests.conftest import compose_cfg
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -116,7 +117,7 @@ def test_the_paper_scale_twin_is_the_cub_recipe_on_a_cub_sized_set():
     """Bug: --scale paper drifting from what it claims (another backbone, pruning, size or
     loss; the small source; the CPU twin's drops) or planning runs it does not need."""
     scale = check.SCALES["paper"]
-    cfg = check.compose_cfg(["eval.selection=test", *scale.overrides])
+    cfg = compose_cfg(["eval.selection=test", *scale.overrides])
     assert (cfg.model.arch, list(cfg.pruning.units), cfg.model.last_stride) == (
         "resnet50",
         [15, 16],

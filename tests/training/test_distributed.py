@@ -124,31 +124,48 @@ def gradients(model: nn.Module, loss: nn.Module) -> dict[str, torch.Tensor]:
     return {k: p.grad.clone() for k, p in named if p.grad is not None}
 
 
-def _loss_worker(rank: int, world: int, init: str, name: str, out: str) -> None:
+LOSS_NAMES = ["softmax", "proxy_anchor", "triplet"]
+
+
+def _loss_step(name: str, rank: int, out: Path) -> None:
+    x, y, model = batch()
+    loss = make_loss(name)
+    net = nn.parallel.DistributedDataParallel(Joint(model, distributed.global_batch_loss(loss)))
+    part = distributed.shard(len(x))
+    net(x[part.start : part.stop], y[part.start : part.stop]).backward()
+    torch.save(gradients(model, loss), out / f"{name}{rank}.pt")
+
+
+def _collectives_worker(rank: int, world: int, init: str, out: str) -> None:
+    """Every small two-rank check in one process group (a spawn costs ~4 s here)."""
     _join(rank, world, init)
     try:
-        x, y, model = batch()
-        loss = make_loss(name)
-        net = nn.parallel.DistributedDataParallel(Joint(model, distributed.global_batch_loss(loss)))
-        part = distributed.shard(len(x))
-        net(x[part.start : part.stop], y[part.start : part.stop]).backward()
-        torch.save(gradients(model, loss), Path(out) / f"{name}{rank}.pt")
+        for name in LOSS_NAMES:
+            _loss_step(name, rank, Path(out))
         # shards of 7 rows gathered back in dataset order, no padding duplicates
         rows = torch.arange(7.0)
         share = distributed.shard(7)
         (full,) = gathered((rows[share.start : share.stop],))
         torch.save(full, Path(out) / f"gathered{rank}.pt")
+        _sync_bn_check(rank, Path(out))
     finally:
         dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("name", ["softmax", "proxy_anchor", "triplet"])
-def test_losses_see_the_global_batch(tmp_path, name):
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory) -> Path:
+    """The folder where both ranks of _collectives_worker saved what they saw."""
+    out = tmp_path_factory.mktemp("two_ranks")
+    spawn(_collectives_worker, out, str(out))
+    return out
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_losses_see_the_global_batch(two_ranks, name):
     """Catches a loss computed on each rank's share only (pairs, triplets and proxies miss
     the other rank's images) and proxies whose gradient DDP would average to 2x the true
     one (PML's wrapper scales the loss by the world size): the gradients of the model and
     of the loss's parameters on two ranks equal one process's on the whole batch."""
-    spawn(_loss_worker, tmp_path, name, str(tmp_path))
     x, y, model = batch()
     loss = make_loss(name)
     net = Joint(model, loss)
@@ -156,40 +173,35 @@ def test_losses_see_the_global_batch(tmp_path, name):
     expected = gradients(model, loss)
     assert expected  # the model's weight, and the loss's own parameters where it has some
     for rank in (0, 1):
-        got = torch.load(tmp_path / f"{name}{rank}.pt")
+        got = torch.load(two_ranks / f"{name}{rank}.pt")
         assert got.keys() == expected.keys()
         for key, grad in expected.items():
             assert torch.allclose(got[key], grad, rtol=1e-5, atol=1e-7), (key, rank)
-        assert torch.load(tmp_path / f"gathered{rank}.pt").tolist() == list(range(7))
+        assert torch.load(two_ranks / f"gathered{rank}.pt").tolist() == list(range(7))
 
 
-def _sync_bn_worker(rank: int, world: int, init: str, out: str) -> None:
-    _join(rank, world, init)
+def _sync_bn_check(rank: int, out: Path) -> None:
+    model = EmbeddingNet(tiny_backbone(), embedding_dim=8)
+    params = dict(model.named_parameters())
+    synced = distributed.sync_batchnorm(model, torch.device("cuda"))  # as on a GPU rank
+    kinds = sorted({type(m).__name__ for m in synced.modules() if "Norm" in type(m).__name__})
+    same = all(p is params[k] for k, p in synced.named_parameters())
     try:
-        model = EmbeddingNet(tiny_backbone(), embedding_dim=8)
-        params = dict(model.named_parameters())
-        synced = distributed.sync_batchnorm(model, torch.device("cuda"))  # as on a GPU rank
-        kinds = sorted({type(m).__name__ for m in synced.modules() if "Norm" in type(m).__name__})
-        same = all(p is params[k] for k, p in synced.named_parameters())
-        try:
-            distributed.sync_batchnorm(model, torch.device("cpu"))
-            error = ""
-        except DmlError as exc:
-            error = str(exc)
-        torch.save({"kinds": kinds, "same": same, "error": error}, Path(out) / f"bn{rank}.pt")
-    finally:
-        dist.destroy_process_group()
+        distributed.sync_batchnorm(model, torch.device("cpu"))
+        error = ""
+    except DmlError as exc:
+        error = str(exc)
+    torch.save({"kinds": kinds, "same": same, "error": error}, out / f"bn{rank}.pt")
 
 
-def test_sync_bn_converts_every_batchnorm_on_gpu_ranks_and_refuses_the_cpu(tmp_path):
+def test_sync_bn_converts_every_batchnorm_on_gpu_ranks_and_refuses_the_cpu(two_ranks):
     """Catches trainer.sync_bn ignored (plain BatchNorm: statistics of each rank's share), a
     conversion that builds new Parameters (the optimizer's groups would miss them), and a
     CPU run dying mid-epoch in SyncBatchNorm's own traceback instead of a one-line error."""
     model = EmbeddingNet(tiny_backbone(), embedding_dim=8)
     assert distributed.sync_batchnorm(model, torch.device("cpu")) is model  # one process
-    spawn(_sync_bn_worker, tmp_path, str(tmp_path))
     for rank in (0, 1):
-        got = torch.load(tmp_path / f"bn{rank}.pt")
+        got = torch.load(two_ranks / f"bn{rank}.pt")
         assert got["kinds"] == ["SyncBatchNorm"] and got["same"]
         assert got["error"].startswith("trainer.sync_bn=true needs GPUs")
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import importlib
 import re
-import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -131,21 +129,10 @@ def test_errors_are_one_line(
         assert open_index(out).count == 12 and (out / MANIFEST).is_file()
 
 
-def test_cli_error_has_no_traceback(tmp_path: Path) -> None:
-    """Bug caught: the one-line error only in-process, a traceback from the real command."""
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "index.py"),
-            str(tmp_path / "nope"),
-            ".",
-            "--out",
-            str(tmp_path / "idx"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def test_cli_error_has_no_traceback(tmp_path: Path, script_cli) -> None:
+    """Bug caught: the one-line error only from main(), a traceback from the script."""
+    script = ROOT / "scripts" / "index.py"
+    proc = script_cli(script, str(tmp_path / "nope"), ".", "--out", str(tmp_path / "idx"))
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: run directory not found: {tmp_path / 'nope'}"
     assert not (tmp_path / "idx").exists()
