@@ -4,13 +4,14 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 
 import pytest
 from omegaconf import OmegaConf
 
-from dml.cli import prepare_argv, quote_numeric_choices, settle_pruning
+from dml.cli import prepare_argv, quote_numeric_choices, run_command, settle_pruning
 from dml.config import unique_dir
 from tests.conftest import TINY_OVERRIDES
 
@@ -168,3 +169,42 @@ def test_prepare_argv_points_hydra_at_the_resumed_folder():
         "hydra.output_subdir=null",
     ]
     assert prepare_argv(["train.py", "resume=null"]) == ["train.py", "resume=null"]
+
+
+def test_run_command_turns_exits_and_user_errors_into_codes(capsys):
+    """Bug: an argparse usage error returning 0 (or escaping as SystemExit), a DmlError or a
+    Hydra error escaping as a traceback, or the error line losing its prog prefix."""
+    from omegaconf.errors import ConfigKeyError
+
+    from dml.errors import DmlError
+
+    raised = {
+        "dml": DmlError("bad run\nsecond line"),
+        "hydra": ConfigKeyError("Key 'x' is not in struct\n    full_key: x"),
+        "other": ValueError("not ours"),
+    }
+
+    def parse(argv: list[str] | None) -> argparse.Namespace:
+        parser = argparse.ArgumentParser(prog="tool")
+        parser.add_argument("what", choices=("ok", *raised))
+        return parser.parse_args(argv)
+
+    def body(args: argparse.Namespace) -> int:
+        if args.what in raised:
+            raise raised[args.what]
+        print("done")
+        return 0
+
+    errors = (DmlError, ConfigKeyError)
+    assert run_command(body, parse, ["ok"]) == 0
+    assert capsys.readouterr().out == "done\n"
+    assert run_command(body, parse, ["--help"]) == 0
+    assert capsys.readouterr().out.startswith("usage: tool")
+    assert run_command(body, parse, ["nope"]) == 2
+    assert "invalid choice" in capsys.readouterr().err
+    assert run_command(body, parse, ["dml"], errors=errors, code=2, prog="tool") == 2
+    assert capsys.readouterr() == ("", "tool: error: bad run\nsecond line\n")
+    assert run_command(body, parse, ["hydra"], errors=errors) == 1
+    assert capsys.readouterr().err == "error: Key 'x' is not in struct\n"
+    with pytest.raises(ValueError):  # not a user mistake: the traceback is the report
+        run_command(body, parse, ["other"], errors=errors)

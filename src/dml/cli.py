@@ -1,7 +1,8 @@
-"""Command-line helpers for train.py."""
+"""Command-line helpers for train.py and for the scripts' main() functions."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import sys
@@ -10,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from omegaconf import DictConfig
+
+from dml.errors import DmlError
 
 # Hydra parses `pruning=16` and `pruning=15_16` as integers (1516 for the latter, as Python
 # reads underscores), and a config-group choice must be a string; quote such choices.
@@ -150,3 +153,36 @@ def run_cli(main: Callable[[], object]) -> None:
         sys.exit(1)
     finally:
         os.environ.pop("HYDRA_FULL_ERROR", None)
+
+
+def error_text(exc: BaseException) -> str:
+    """The message of an error a command reports; a Hydra or OmegaConf one cut to its first line."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    # their later lines are hints and key paths meant for a traceback, not for the user
+    if isinstance(exc, (HydraException, OmegaConfBaseException)):
+        return _first_line(exc)
+    return str(exc)
+
+
+def run_command(
+    body: Callable[[argparse.Namespace], int],
+    parse_args: Callable[[list[str] | None], argparse.Namespace],
+    argv: list[str] | None,
+    *,
+    errors: tuple[type[Exception], ...] = (DmlError,),
+    code: int = 1,
+    prog: str = "",
+) -> int:
+    """body(parse_args(argv)); one of `errors` ends as `[prog: ]error: <message>` and `code`."""
+    try:
+        args = parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help (0) or bad usage (2, already printed)
+        return int(exc.code or 0)
+    try:
+        return body(args)
+    except errors as exc:
+        prefix = f"{prog}: " if prog else ""
+        print(f"{prefix}error: {error_text(exc)}", file=sys.stderr)
+        return code

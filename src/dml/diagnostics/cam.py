@@ -31,7 +31,6 @@ import argparse
 import contextlib
 import io
 import re
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dml.cli import run_command
 from dml.errors import DmlError
 from dml.logging.runs import RESULTS_FILE, read_run_results
 
@@ -440,22 +440,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Draw the Grad-CAM grid of a run; return the exit code."""
+def draw(args: argparse.Namespace) -> int:
+    """Draw the Grad-CAM grid the options ask for and print its path."""
     from dml.launch import ROOT
 
-    try:
-        args = parse_args(argv)
-    except SystemExit as exc:  # argparse exits on bad usage; callers of main() get a code
-        return int(exc.code or 0)
     if args.images < 1:
-        print(f"error: --images={args.images}: must be at least 1", file=sys.stderr)
-        return 1
-    try:
-        # a run's relative data paths are relative to the project root, where train.py runs
-        out = cam_figure(args.run_dir.resolve(), args.images, args.out, base=ROOT)
-    except DmlError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(out)
+        raise DmlError(f"--images={args.images}: must be at least 1")
+    # a run's relative data paths are relative to the project root, where train.py runs
+    print(cam_figure(args.run_dir.resolve(), args.images, args.out, base=ROOT))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Draw the Grad-CAM grid of a run; return the exit code."""
+    return run_command(draw, parse_args, argv)

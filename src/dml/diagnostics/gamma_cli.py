@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from dml.cli import compose_train
+from dml.cli import compose_train, run_command
 from dml.config import with_schema_defaults
 from dml.diagnostics.gamma import gamma_table, measure_gamma, plot_gamma
 from dml.errors import DmlError
@@ -104,11 +103,5 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """One-line errors for user mistakes, as train.py gives them."""
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except DmlError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-    except (HydraException, OmegaConfBaseException) as exc:
-        print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
-    return 1
+    errors = (DmlError, HydraException, OmegaConfBaseException)
+    return run_command(run, parse_args, argv, errors=errors)

@@ -32,6 +32,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
+from dml.cli import run_command
 from dml.errors import DmlError
 from dml.logging.figures import save_png
 from dml.logging.runs import find_results, flatten, load_results
@@ -277,23 +278,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Print the alpha x beta grid of a sweep and draw its heatmap; return the exit code."""
-    try:
-        args = parse_args(argv)
-    except SystemExit as exc:  # argparse exits on bad usage; callers of main() get a code
-        return int(exc.code or 0)
-    try:
-        runs, notes = collect(args.sweep_dir, args.metric, args.dataset)
-        grid = build_grid(runs)
-        for note in notes:
-            print(f"note: {note}", file=sys.stderr)
-        print(table(grid, args.metric))
-        title = f"AutoLR {args.metric} over alpha and beta: {args.dataset or args.sweep_dir.name}"
-        out = args.out or args.sweep_dir / "alpha_beta.png"
-        save_png(plot(grid, args.metric, title), out, DPI)
-    except DmlError as exc:  # SweepError, and save_png's own
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+def report(args: argparse.Namespace) -> int:
+    """Print the grid the options ask for, draw its heatmap and print the PNG's path."""
+    runs, notes = collect(args.sweep_dir, args.metric, args.dataset)
+    grid = build_grid(runs)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(table(grid, args.metric))
+    title = f"AutoLR {args.metric} over alpha and beta: {args.dataset or args.sweep_dir.name}"
+    out = args.out or args.sweep_dir / "alpha_beta.png"
+    save_png(plot(grid, args.metric, title), out, DPI)
     print(out)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the alpha x beta grid of a sweep and draw its heatmap; return the exit code."""
+    return run_command(report, parse_args, argv, code=2)  # SweepError, and save_png's own

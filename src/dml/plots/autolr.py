@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from dml.cli import run_command
 from dml.errors import DmlError
 from dml.logging.figures import png_bytes, write_png
 from dml.logging.runs import RESULTS_FILE, NotAnObjectError, read_run_results
@@ -318,17 +318,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def write_plots(args: argparse.Namespace) -> int:
+    """Write every figure of the run into <run_dir>/plots, printing each path."""
+    pngs = render(read_autolr(args.run_dir))
+    for name, data in pngs.items():
+        print(write_png(data, args.run_dir / "plots" / name))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Plot a run's AutoLR diagnostics into <run_dir>/plots; return the exit code."""
-    try:
-        args = parse_args(argv)
-    except SystemExit as exc:  # argparse exits on bad usage; callers of main() get a code
-        return int(exc.code or 0)
-    try:
-        pngs = render(read_autolr(args.run_dir))
-        for name, data in pngs.items():
-            print(write_png(data, args.run_dir / "plots" / name))
-    except DmlError as exc:  # PlotError, and read_run_results' and write_png's own
-        print(f"plot_autolr: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    # PlotError, and read_run_results' and write_png's own
+    return run_command(write_plots, parse_args, argv, code=2, prog="plot_autolr")

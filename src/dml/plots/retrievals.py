@@ -18,13 +18,13 @@ import argparse
 import contextlib
 import io
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from dml.cli import run_command
 from dml.errors import DmlError
 from dml.launch import ROOT
 from dml.logging.figures import write_png
@@ -181,12 +181,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Draw the retrieval grid of a run; return the exit code."""
-    try:
-        args = parse_args(argv)
-    except SystemExit as exc:  # argparse exits on bad usage; callers of main() get a code
-        return int(exc.code or 0)
+def show(args: argparse.Namespace) -> int:
+    """Draw and list the retrievals the options ask for; a DmlError is the user's mistake."""
     # Resolve before chdir: the runs' configs hold data paths relative to the project root.
     run_dir = args.run_dir.resolve()
     out = (args.out or run_dir / "retrievals.png").resolve()
@@ -221,10 +217,13 @@ def main(argv: list[str] | None = None) -> int:
         png = render(tiles, found.same.tolist(), captions, title)
         print_listing(found, label_arr, queries)
         write_png(png, out)  # out is absolute: the chdir above does not move it
-    except DmlError as exc:  # RetrievalError, read_run_results' and write_png's own
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     finally:
         os.chdir(previous)
     print(out)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Draw the retrieval grid of a run; return the exit code."""
+    # RetrievalError, read_run_results' and write_png's own
+    return run_command(show, parse_args, argv, code=2)

@@ -15,7 +15,6 @@ a run directory, unless --out is given.
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
 import dml.config  # noqa: F401  (registers the schemas the config groups extend)
-from dml.cli import compose_train
+from dml.cli import compose_train, run_command
 from dml.errors import DmlError
 from dml.launch import ROOT
 from dml.logging.figures import png_bytes, write_png
@@ -243,22 +242,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def draw(args: argparse.Namespace) -> int:
+    """Write the figure the options ask for and print its path."""
+    run = read_autolr_run(args.run_dir) if args.run_dir is not None else None
+    curves = schedule_curves(
+        args.epochs, args.l_max, args.l_min, args.drop_epoch, args.gamma, args.cycles,
+        args.resets,
+    )  # fmt: skip
+    png = render(curves, run)
+    print(write_png(png, args.out or (args.run_dir or Path.cwd()) / "schedules.png"))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Write the schedules figure; return the exit code (2 with a one-line error)."""
-    try:
-        args = parse_args(argv)
-    except SystemExit as exc:  # callers of main() get a code, not an exit
-        return int(exc.code or 0)
-    try:
-        run = read_autolr_run(args.run_dir) if args.run_dir is not None else None
-        curves = schedule_curves(
-            args.epochs, args.l_max, args.l_min, args.drop_epoch, args.gamma, args.cycles,
-            args.resets,
-        )  # fmt: skip
-        png = render(curves, run)
-        out = write_png(png, args.out or (args.run_dir or Path.cwd()) / "schedules.png")
-    except (PlotError, DmlError) as exc:
-        print(f"plot_schedules: error: {exc}", file=sys.stderr)
-        return 2
-    print(out)
-    return 0
+    errors = (PlotError, DmlError)
+    return run_command(draw, parse_args, argv, errors=errors, code=2, prog="plot_schedules")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import importlib
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -13,17 +13,7 @@ import torch
 from PIL import Image
 
 from dml.inference import embed_images, input_transform, load_run, read_metadata
-from tests.inference.tiny import image_folder, tiny_run
-
-
-@pytest.fixture(scope="module")
-def script() -> ModuleType:
-    return importlib.import_module("dml.inference.commands.export")
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_run(tmp_path_factory)
+from tests.inference.tiny import image_folder
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
@@ -66,10 +56,9 @@ def test_export_last_checkpoint_pooled(
     ],
 )
 def test_errors_are_one_line(
-    script: ModuleType,
     run_dir: Path,
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    one_line_error: Callable[[list[str], list[str]], None],
     case: str,
     needles: list[str],
 ) -> None:
@@ -85,10 +74,5 @@ def test_errors_are_one_line(
         argv[0] = str(tmp_path / "nope")
     elif case == "no_format":
         argv = [str(run_dir), "--out", str(out)]
-    assert script.main(argv) == 2
-    stdout, stderr = capsys.readouterr()
-    lines = stderr.strip().splitlines()
-    assert stdout == "" and len(lines) == 1 and lines[0].startswith("error: "), stderr
-    for needle in needles:
-        assert needle in lines[0]
+    one_line_error(argv, needles)
     assert out.read_bytes() == b"keep" if case == "exists" else not out.exists()

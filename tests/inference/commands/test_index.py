@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
 import re
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -11,24 +11,9 @@ import pytest
 
 from dml.inference import index_bytes, open_index
 from dml.inference.index import MANIFEST
-from tests.inference.tiny import BROKEN, NOTES, image_folder, other_run, tiny_run
+from tests.inference.tiny import BROKEN, NOTES, other_run
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture(scope="module")
-def script() -> ModuleType:
-    return importlib.import_module("dml.inference.commands.index")
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_run(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return image_folder(tmp_path_factory)
 
 
 def _lines(text: str) -> list[str]:
@@ -88,7 +73,7 @@ def test_errors_are_one_line(
     run_dir: Path,
     images: Path,
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    one_line_error: Callable[[list[str], list[str]], None],
     case: str,
     needles: list[str],
 ) -> None:
@@ -115,14 +100,8 @@ def test_errors_are_one_line(
     elif case == "bad_batch":
         extra = ["--batch-size", "0"]
     before = sorted((p.relative_to(tmp_path), p.stat().st_mtime_ns) for p in tmp_path.rglob("*"))
-    capsys.readouterr()
     argv = [str(run), str(folder), *(["--out", str(out)] if case != "no_out" else []), *extra]
-    assert script.main(argv) == 2
-    stdout, stderr = capsys.readouterr()
-    lines = stderr.strip().splitlines()
-    assert stdout == "" and len(lines) == 1 and lines[0].startswith("error: "), stderr
-    for needle in needles:
-        assert needle in lines[0]
+    one_line_error(argv, needles)
     after = sorted((p.relative_to(tmp_path), p.stat().st_mtime_ns) for p in tmp_path.rglob("*"))
     assert after == before
     if case == "other_run":

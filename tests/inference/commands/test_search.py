@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,46 +16,41 @@ from PIL import Image
 
 from dml.inference import build_index, evaluate_index, load_run, open_index
 from dml.plots import grid
-from tests.inference.tiny import BROKEN, image_folder, other_run, tiny_run
+from tests.inference.tiny import BROKEN, other_run
+
+# search(query, *options) -> (stdout, the --json results, the --png grid as an RGB array)
+Search = Callable[..., tuple[str, dict[str, Any], np.ndarray]]
 
 
 @pytest.fixture(scope="module")
-def script() -> ModuleType:
-    return importlib.import_module("dml.inference.commands.search")
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_run(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return image_folder(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def index_dir(run_dir: Path, images: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def index_dir(loaded, images: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("search_cli") / "idx"
-    build_index(load_run(run_dir, device="cpu"), images, out, progress=False)
+    build_index(loaded, images, out, progress=False)
     return out
 
 
-def test_folder_against_its_own_index(
-    script: ModuleType,
-    index_dir: Path,
-    images: Path,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+@pytest.fixture
+def search(
+    script: ModuleType, index_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> Search:
+    """The command run on index_dir with --png and --json into tmp_path; it must succeed."""
+
+    def call(query: Path, *options: str) -> tuple[str, dict[str, Any], np.ndarray]:
+        png, out = tmp_path / "grid.png", tmp_path / "hits.json"
+        argv = [str(index_dir), str(query), *options, "--png", str(png), "--json", str(out)]
+        assert script.main(argv) == 0
+        stdout = capsys.readouterr().out
+        picture = np.asarray(Image.open(png).convert("RGB"))
+        return stdout, json.loads(out.read_text()), picture
+
+    return call
+
+
+def test_folder_against_its_own_index(search: Search, index_dir: Path, images: Path) -> None:
     """Bugs caught (acceptance): an image whose nearest neighbour is not itself at score 1,
     --eval numbers other than dml.evaluation's (printed and in the JSON), console, JSON and
     PNG disagreeing on the ranking or the frame colours, the JSON's labels misaligned."""
-    png, out = tmp_path / "grid.png", tmp_path / "hits.json"
-    argv = [str(index_dir), str(images), "--k", "3", "--png", str(png), "--json", str(out)]
-    assert script.main([*argv, "--eval"]) == 0
-    stdout = capsys.readouterr().out
-    results = json.loads(out.read_text())
+    stdout, results, picture = search(images, "--k", "3", "--eval")
     index = open_index(index_dir)
     metrics = evaluate_index(index)
     assert results["metrics"] == pytest.approx(metrics, abs=1e-12)
@@ -82,7 +78,6 @@ def test_folder_against_its_own_index(
     ]
     assert [float(r[1]) for r in rows] == pytest.approx([h["score"] for h in flat], abs=5e-5)
 
-    picture = np.asarray(Image.open(png).convert("RGB"))
     assert picture.shape[:2] == grid.canvas_size(12, 3)
     for r, q in enumerate(queries):
         colours = [grid.QUERY_RGB] + [
@@ -93,30 +88,19 @@ def test_folder_against_its_own_index(
             assert tuple(picture[y + 2, x + grid.TILE // 2]) == colour, (r, c)
 
 
-def test_one_new_image(
-    script: ModuleType,
-    index_dir: Path,
-    images: Path,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_one_new_image(search: Search, index_dir: Path, images: Path, tmp_path: Path) -> None:
     """Bugs caught: a query outside the index given a made-up class (it has none), or its
     neighbours framed red/green instead of grey, k = the index size refused."""
     original = sorted(images.glob("*/*.png"))[1]
     query = tmp_path / "query.png"
     Image.open(original).transpose(Image.FLIP_LEFT_RIGHT).save(query)
-    png, out = tmp_path / "one.png", tmp_path / "one.json"
-    argv = [str(index_dir), str(query), "--k", "12", "--png", str(png), "--json", str(out)]
-    assert script.main(argv) == 0
-    stdout = capsys.readouterr().out
-    results = json.loads(out.read_text())
+    stdout, results, picture = search(query, "--k", "12")
     assert stdout.startswith(f"query {query}\n")
     assert "1 query against 12 images: embedding " in stdout
     (hits,) = [q["neighbours"] for q in results["queries"]]
     assert results["queries"][0]["label"] is None
     assert sorted(h["path"] for h in hits) == open_index(index_dir).paths  # k = all 12
     assert all(h["score"] < 1 - 1e-4 for h in hits)  # not a copy of any indexed image
-    picture = np.asarray(Image.open(png).convert("RGB"))
     y, x = grid.tile_origin(0, 5)
     assert tuple(picture[y + 2, x + grid.TILE // 2]) == grid.UNKNOWN_RGB
 
@@ -134,12 +118,11 @@ def test_one_new_image(
     ],
 )
 def test_errors_are_one_line(
-    script: ModuleType,
     index_dir: Path,
     run_dir: Path,
     images: Path,
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    one_line_error: Callable[[list[str], list[str]], None],
     case: str,
     needles: list[str],
 ) -> None:
@@ -166,11 +149,5 @@ def test_errors_are_one_line(
         shutil.copy(next(plain.glob("*/*.png")), plain / "loose.png")
         build_index(load_run(run_dir, device="cpu"), plain, tmp_path / "pidx", progress=False)
         argv = [str(tmp_path / "pidx"), "--eval", "--json", str(out)]
-    capsys.readouterr()
-    assert script.main(argv) == 2
-    stdout, stderr = capsys.readouterr()
-    lines = stderr.strip().splitlines()
-    assert stdout == "" and len(lines) == 1 and lines[0].startswith("error: "), stderr
-    for needle in needles:
-        assert needle in lines[0]
+    one_line_error(argv, needles)
     assert not png.exists() and not out.exists()

@@ -14,10 +14,10 @@ ONNX needs the onnx extra: pip install -e ".[onnx]". An existing FILE is never o
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 from dml.inference.cli import OneLineParser, run_main
+from dml.inference.commands.common import add_run_options, run_name, timed
 
 
 def parser() -> argparse.ArgumentParser:
@@ -26,13 +26,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path, help="run directory (checkpoints/best.pt, last.pt)")
     p.add_argument("--format", choices=("torchscript", "onnx"), required=True)
     p.add_argument("--out", type=Path, required=True, help="file to write (must not exist)")
-    p.add_argument("--checkpoint", choices=("best", "last"), default="best")
-    p.add_argument(
-        "--feature",
-        choices=("embedding", "pooled"),
-        default=None,
-        help="default: the run's eval.feature",
-    )
+    add_run_options(p)
     return p
 
 
@@ -41,15 +35,13 @@ def export(args: argparse.Namespace) -> int:
     from dml.inference import export_model, load_run
 
     run = load_run(args.run_dir, args.checkpoint, "cpu", args.feature)
-    start = time.perf_counter()
-    meta = export_model(run, args.format, args.out)
-    seconds = time.perf_counter() - start
+    meta, seconds = timed(export_model, run, args.format, args.out)
     out = args.out.resolve()
     print(
         f"exported {args.format} {out} ({out.stat().st_size} bytes) in {seconds:.2f} s: input "
         f"(N, 3, {meta['input_size']}, {meta['input_size']}) in [0, 1], output (N, {meta['dim']}) "
         f"L2-normalised {meta['feature']} features (flip {str(meta['flip']).lower()}); "
-        f"run {run.run_dir}, {run.checkpoint}.pt"
+        + run_name(run)
     )
     return 0
 

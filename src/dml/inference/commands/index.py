@@ -17,10 +17,14 @@ paths.json and labels.npy; see docs/inference.md.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dml.inference.cli import OneLineParser, run_main
+from dml.inference.commands.common import add_run_options, run_name, timed
+
+if TYPE_CHECKING:
+    from dml.inference import IndexUpdate, LoadedRun
 
 
 def parser() -> argparse.ArgumentParser:
@@ -29,43 +33,42 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path, help="run directory (checkpoints/best.pt, last.pt)")
     p.add_argument("folder", type=Path, help="folder of JPEG/PNG images (searched recursively)")
     p.add_argument("--out", type=Path, required=True, help="index directory to create or extend")
-    p.add_argument("--checkpoint", choices=("best", "last"), default="best")
-    p.add_argument(
-        "--feature",
-        choices=("embedding", "pooled"),
-        default=None,
-        help="default: the run's eval.feature",
-    )
+    add_run_options(p)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
     p.add_argument("--batch-size", type=int, default=None, help="default: the run's eval one")
     return p
 
 
-def index_folder(args: argparse.Namespace) -> int:
-    """Build or extend the index; print what was done."""
-    from dml.errors import DmlError
-    from dml.inference import add_to_index, build_index, index_bytes, is_index, load_run
+def add_or_build(run: LoadedRun, args: argparse.Namespace) -> tuple[IndexUpdate, str]:
+    """Append the folder to the index at --out, or build one there; what was done, in words."""
+    from dml.inference import add_to_index, build_index, is_index
 
-    if args.batch_size is not None and args.batch_size < 1:
-        raise DmlError(f"--batch-size {args.batch_size}: expected at least 1")
-    run = load_run(args.run_dir, args.checkpoint, args.device, args.feature)
-    start = time.perf_counter()
     if is_index(args.out):
         update = add_to_index(run, args.folder, args.out, args.batch_size)
         done = f"appended {update.added} image(s) to {update.index.directory}"
         if update.already:
             done += f" ({update.already} already in it)"
-    else:
-        update = build_index(run, args.folder, args.out, args.batch_size)
-        done = f"indexed {update.added} image(s) into {update.index.directory}"
-    seconds = time.perf_counter() - start
+        return update, done
+    update = build_index(run, args.folder, args.out, args.batch_size)
+    return update, f"indexed {update.added} image(s) into {update.index.directory}"
+
+
+def index_folder(args: argparse.Namespace) -> int:
+    """Build or extend the index; print what was done."""
+    from dml.errors import DmlError
+    from dml.inference import index_bytes, load_run
+
+    if args.batch_size is not None and args.batch_size < 1:
+        raise DmlError(f"--batch-size {args.batch_size}: expected at least 1")
+    run = load_run(args.run_dir, args.checkpoint, args.device, args.feature)
+    (update, done), seconds = timed(add_or_build, run, args)
     index = update.index
     rate = f", {update.added / seconds:.1f} images/s" if update.added else ""
     classes = f", {len(index.classes)} classes" if index.classes is not None else ", no labels"
     print(f"{done} in {seconds:.2f} s{rate}")
     print(
         f"index: {index.count} images, {index.manifest['dim']}-d {index.feature} features"
-        f"{classes}, {index_bytes(index)} bytes (run {run.run_dir}, {run.checkpoint}.pt)"
+        f"{classes}, {index_bytes(index)} bytes ({run_name(run)})"
     )
     return 0
 

@@ -16,11 +16,11 @@ functions as training's evaluation.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 from dml.files import write_json
 from dml.inference.cli import OneLineParser, run_main
+from dml.inference.commands.common import timed
 
 
 def parser() -> argparse.ArgumentParser:
@@ -55,12 +55,8 @@ def search_index(args: argparse.Namespace) -> int:
         if not 1 <= args.k <= index.count:  # before the model is loaded and queries embedded
             raise DmlError(f"--k {args.k}: the index holds {index.count} image(s)")
         run = run_for_index(index, args.run, args.device)
-        start = time.perf_counter()
-        found, embedded = embed_folder(run, args.query)
-        embedding_s = time.perf_counter() - start
-        start = time.perf_counter()
-        ranked = search(index, embedded.embeddings, args.k)
-        search_s = time.perf_counter() - start
+        (found, embedded), embedding_s = timed(embed_folder, run, args.query)
+        ranked, search_s = timed(search, index, embedded.embeddings, args.k)
         paths = embedded.paths
         labels = query_labels(index, found, paths)
         print(format_table(paths, labels, ranked))
