@@ -19,6 +19,18 @@ INSHOP_CATEGORIES = ("WOMEN/Dresses", "MEN/Denim", "WOMEN/Blouses_Shirts", "MEN/
 INSHOP_VIEWS = ("front", "side", "back", "full")
 
 
+def noise_jpegs(folder: Path, sizes: Sequence[tuple[int, int]]) -> list[Path]:
+    """One noise JPEG per (width, height), 0.jpg, 1.jpg, ...: every crop, flip and jitter
+    changes its pixels, and no two are alike."""
+    rng = np.random.default_rng(0)
+    paths = []
+    for k, (w, h) in enumerate(sizes):
+        path = folder / f"{k}.jpg"
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
 def write_jpeg(path: Path, seed: int, size: int = 8) -> None:
     """Write a small, real RGB JPEG whose colour depends on seed."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,30 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
-from PIL import Image
 
 from dml.data.base import DatasetConfig
 from dml.data.cache import cache_in_ram, split_transform
 from dml.data.records import ImageListDataset, Split
 from dml.data.sampler import augment_seed
 from dml.data.transforms import eval_transform, train_transform
+from tests.data.fixtures import noise_jpegs
 
 SIZES = [(30, 22), (25, 40), (33, 33), (48, 20), (21, 27)]  # (width, height), none square
 
 
 def _images(folder: Path) -> Split:
-    """Noise JPEGs of several shapes: every flip, crop and jitter changes the pixels."""
-    rng = np.random.default_rng(0)
-    paths = []
-    for k, (w, h) in enumerate(SIZES):
-        path = folder / f"{k}.jpg"
-        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path)
-        paths.append(path)
-    return Split(paths, [1, 1, 2, 2, 3])
+    return Split(noise_jpegs(folder, SIZES), [1, 1, 2, 2, 3])
 
 
 def _cfg(**overrides):

@@ -7,11 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
-from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision import transforms as T
 
@@ -30,20 +28,14 @@ from dml.data.transforms import eval_transform, train_transform
 from dml.errors import DmlError
 from dml.run import run
 from tests.conftest import TINY_OVERRIDES, compose_cfg
+from tests.data.fixtures import noise_jpegs
 
 CPU = torch.device("cpu")
 SIZES = [(30, 22), (25, 40), (33, 33), (48, 20), (21, 27), (40, 40)]  # (width, height)
 
 
 def _split(folder: Path) -> Split:
-    """Noise JPEGs of several shapes: every crop, flip and jitter changes the pixels."""
-    rng = np.random.default_rng(0)
-    paths = []
-    for k, (w, h) in enumerate(SIZES):
-        path = folder / f"{k}.jpg"
-        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path)
-        paths.append(path)
-    return Split(paths, [1, 1, 2, 2, 3, 3])
+    return Split(noise_jpegs(folder, SIZES), [1, 1, 2, 2, 3, 3])
 
 
 def _cfg(**overrides):
