@@ -174,6 +174,7 @@ def run_command(
     errors: tuple[type[Exception], ...] = (DmlError,),
     code: int = 1,
     prog: str = "",
+    message: Callable[[BaseException], str] = error_text,
 ) -> int:
     """body(parse_args(argv)); one of `errors` ends as `[prog: ]error: <message>` and `code`."""
     try:
@@ -184,5 +185,5 @@ def run_command(
         return body(args)
     except errors as exc:
         prefix = f"{prog}: " if prog else ""
-        print(f"{prefix}error: {error_text(exc)}", file=sys.stderr)
+        print(f"{prefix}error: {message(exc)}", file=sys.stderr)
         return code

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from dml.errors import DmlError
+from dml.cli import run_command
 
 USAGE_ERROR = 2
 INTERRUPTED = 130
@@ -21,21 +21,18 @@ class OneLineParser(argparse.ArgumentParser):
         raise SystemExit(USAGE_ERROR)
 
 
+def _one_line(exc: BaseException) -> str:
+    return "; ".join(str(exc).splitlines())
+
+
 def run_main(
     body: Callable[[argparse.Namespace], int],
     parser: argparse.ArgumentParser,
     argv: list[str] | None,
 ) -> int:
-    """Parse argv and run body; a DmlError becomes one `error:` line and exit code 2."""
+    """dml.cli.run_command with exit code 2 for a DmlError, and 130 for Ctrl-C."""
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help (0) or a usage error already printed (2)
-        return int(exc.code or 0)
-    try:
-        return body(args)
-    except DmlError as exc:
-        print(f"error: {'; '.join(str(exc).splitlines())}", file=sys.stderr)
-        return USAGE_ERROR
+        return run_command(body, parser.parse_args, argv, code=USAGE_ERROR, message=_one_line)
     except KeyboardInterrupt:
         # files are switched in by a final rename, so what existed before is intact
         print("error: interrupted; nothing was changed", file=sys.stderr)
